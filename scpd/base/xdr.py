@@ -1,0 +1,138 @@
+"""Strict XDR (RFC 4506) primitives.
+
+Theory of operation: encoding goes through ``xdrlib3.Packer``; decoding goes
+through ``Reader``, written here because every byte it reads comes from the
+network and is hostile. ``Reader`` checks each length against what remains
+*before* slicing or allocating, insists that padding is zero, bounds every
+array, and names the field in every error it raises. Any failure is one
+``XdrError``; nothing else escapes (the SCP types only call these methods and
+build dataclasses), and every loop is bounded by the input length, so random
+bytes can neither crash nor hang a decoder.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import xdrlib3
+
+from scpd.errors import XdrError
+
+__all__ = ["Packer", "Reader", "XdrError", "pack_fixed_opaque"]
+
+Packer = xdrlib3.Packer
+
+_U32 = struct.Struct(">I")
+_I32 = struct.Struct(">i")
+_U64 = struct.Struct(">Q")
+
+
+def pack_fixed_opaque(p: xdrlib3.Packer, n: int, data: bytes, field: str) -> None:
+    """Pack opaque[n]; xdrlib3 would silently truncate or pad a wrong length."""
+    if len(data) != n:
+        raise XdrError(f"{field}: expected {n} bytes, got {len(data)}")
+    p.pack_fopaque(n, data)
+
+
+class Reader:
+    """A cursor over one XDR buffer that fails loudly and cheaply."""
+
+    __slots__ = ("_buf", "_pos", "_end")
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._buf = bytes(data)
+        self._pos = 0
+        self._end = len(self._buf)
+
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    @property
+    def remaining(self) -> int:
+        return self._end - self._pos
+
+    def _take(self, n: int, field: str) -> bytes:
+        pos = self._pos
+        if n > self._end - pos:
+            raise XdrError(f"{field}: needs {n} bytes, only {self._end - pos} remain")
+        self._pos = pos + n
+        return self._buf[pos : pos + n]
+
+    def uint32(self, field: str) -> int:
+        pos = self._pos
+        if self._end - pos < 4:
+            raise XdrError(f"{field}: truncated uint32")
+        self._pos = pos + 4
+        value: int = _U32.unpack_from(self._buf, pos)[0]
+        return value
+
+    def int32(self, field: str) -> int:
+        pos = self._pos
+        if self._end - pos < 4:
+            raise XdrError(f"{field}: truncated int32")
+        self._pos = pos + 4
+        value: int = _I32.unpack_from(self._buf, pos)[0]
+        return value
+
+    def uint64(self, field: str) -> int:
+        pos = self._pos
+        if self._end - pos < 8:
+            raise XdrError(f"{field}: truncated uint64")
+        self._pos = pos + 8
+        value: int = _U64.unpack_from(self._buf, pos)[0]
+        return value
+
+    def enum(self, field: str, allowed: frozenset[int] | range) -> int:
+        value = self.int32(field)
+        if value not in allowed:
+            raise XdrError(f"{field}: unknown discriminant {value}")
+        return value
+
+    def optional(self, field: str) -> bool:
+        """Read the bool that prefixes an XDR optional (``T*``)."""
+        flag = self.uint32(field)
+        if flag > 1:
+            raise XdrError(f"{field}: optional flag must be 0 or 1, got {flag}")
+        return flag == 1
+
+    def fixed_opaque(self, n: int, field: str) -> bytes:
+        data = self._take(n, field)
+        pad = (4 - n % 4) % 4
+        if pad:
+            self._check_padding(pad, field)
+        return data
+
+    def var_opaque(self, field: str, max_len: int = 0xFFFFFFFF) -> bytes:
+        n = self.uint32(field + ".length")
+        if n > max_len:
+            raise XdrError(f"{field}: length {n} exceeds maximum {max_len}")
+        padded = n + (4 - n % 4) % 4
+        if padded > self._end - self._pos:
+            raise XdrError(f"{field}: length {n} exceeds the {self.remaining} bytes that remain")
+        data = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        if padded != n:
+            self._check_padding(padded - n, field)
+        return data
+
+    def array_length(self, field: str, min_element_size: int, max_len: int = 0xFFFFFFFF) -> int:
+        """Read an array count, refusing counts the remaining bytes cannot hold."""
+        n = self.uint32(field + ".length")
+        if n > max_len:
+            raise XdrError(f"{field}: {n} elements exceed maximum {max_len}")
+        if n * min_element_size > self._end - self._pos:
+            raise XdrError(f"{field}: {n} elements cannot fit in the {self.remaining} bytes that remain")
+        return n
+
+    def _check_padding(self, pad: int, field: str) -> None:
+        pos = self._pos
+        if pad > self._end - pos:
+            raise XdrError(f"{field}: truncated padding")
+        if self._buf[pos : pos + pad] != bytes(pad):
+            raise XdrError(f"{field}: non-zero padding")
+        self._pos = pos + pad
+
+    def done(self, what: str) -> None:
+        if self._pos != self._end:
+            raise XdrError(f"{what}: {self._end - self._pos} trailing bytes")

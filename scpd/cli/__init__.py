@@ -1,0 +1,1 @@
+"""Operator layer: the ``scpd`` command line."""
