@@ -37,7 +37,7 @@ def pack_fixed_opaque(p: xdrlib3.Packer, n: int, data: bytes, field: str) -> Non
 class Reader:
     """A cursor over one XDR buffer that fails loudly and cheaply."""
 
-    __slots__ = ("_buf", "_pos", "_end")
+    __slots__ = ("_buf", "_end", "_pos")
 
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
         self._buf = bytes(data)
