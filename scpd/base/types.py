@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar, Self, TypeAlias
 
+import xdrlib3
+
 from scpd.base import strkey
 from scpd.base.xdr import Packer, Reader, XdrError, pack_fixed_opaque
 
@@ -43,6 +45,8 @@ SIGNATURE_MAX = 64
 MAX_QSET_DEPTH = 4
 MAX_QSET_NODES = 1000
 PUBLIC_KEY_TYPE_ED25519 = 0
+UINT32_MAX = 0xFFFFFFFF
+UINT64_MAX = 0xFFFFFFFFFFFFFFFF
 
 
 class XdrType:
@@ -61,7 +65,8 @@ class XdrType:
         p = Packer()
         try:
             self.pack(p)
-        except struct.error as exc:
+        except (struct.error, xdrlib3.Error) as exc:
+            # xdrlib3 wraps struct.error in its own ConversionError.
             raise XdrError(f"{type(self).__name__}: integer out of range ({exc})") from None
         return p.get_buffer()
 
@@ -290,6 +295,10 @@ class SCPStatement(XdrType):
 
     def pack(self, p: Packer) -> None:
         self.node_id.pack(p)
+        # xdrlib3's pack_uhyper masks instead of checking, so an out-of-range
+        # slot would silently encode as a different slot.
+        if not 0 <= self.slot_index <= UINT64_MAX:
+            raise XdrError(f"SCPStatement.slotIndex: {self.slot_index} is not a uint64")
         p.pack_uhyper(self.slot_index)
         p.pack_int(self.pledges.TYPE)
         self.pledges.pack(p)

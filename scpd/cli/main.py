@@ -18,6 +18,8 @@ from scpd.errors import ScpdError
 # Modules under scpd.cli, each adding its own subcommands.
 COMMAND_MODULES = [
     "keys_cmd",
+    "xdr_cmd",
+    "envelope_cmd",
 ]
 
 
