@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "keys_cmd",
     "xdr_cmd",
     "envelope_cmd",
+    "config_cmd",
 ]
 
 
