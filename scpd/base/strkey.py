@@ -18,6 +18,8 @@ VERSION_PUBLIC_KEY = 6 << 3  # 'G'
 VERSION_SEED = 18 << 3  # 'S'
 _KINDS = {VERSION_PUBLIC_KEY: "public key (G...)", VERSION_SEED: "secret seed (S...)"}
 _STRKEY_LEN = 56
+# 56 characters are exactly 35 bytes, so a strkey never has "=" padding.
+_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 
 
 def _crc16_table() -> list[int]:
@@ -51,6 +53,8 @@ def _decode(version: int, text: str) -> bytes:
     want = _KINDS[version]
     if not isinstance(text, str) or len(text) != _STRKEY_LEN:
         raise KeyFormatError(f"not a {want}: expected {_STRKEY_LEN} characters")
+    if not _ALPHABET.issuperset(text):
+        raise KeyFormatError(f"not a {want}: invalid base32 (only A-Z and 2-7 may appear)")
     try:
         raw = base64.b32decode(text.encode("ascii"))
     except (binascii.Error, UnicodeEncodeError, ValueError):
