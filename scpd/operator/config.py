@@ -170,6 +170,20 @@ def _check_address(text: str) -> str:
     return text
 
 
+def _check_public_key(text: str) -> str:
+    try:
+        PublicKey.from_strkey(text)
+    except KeyFormatError as exc:
+        raise ValueError(str(exc)) from None
+    return text
+
+
+def _check_name(text: str) -> str:
+    if len(text) > MAX_NAME_LEN or not _NAME_RE.match(text):
+        raise ValueError(f"must be 1-{MAX_NAME_LEN} letters, digits, '_', '-' or '.', starting with a letter or digit")
+    return text
+
+
 # A ``host:port`` string, checked where it appears so errors name the element.
 Address = Annotated[str, AfterValidator(_check_address)]
 
@@ -189,8 +203,20 @@ class NodeSection(_Section):
     seed: SecretStr | None = None
     seed_file: str | None = Field(default=None, min_length=1)
     seed_env: str | None = None
+    public_key: str | None = None
+    name: str | None = None
     is_validator: bool = True
     data_dir: str = Field(default="data", min_length=1)
+
+    @field_validator("public_key")
+    @classmethod
+    def _strkey(cls, value: str | None) -> str | None:
+        return None if value is None else _check_public_key(value)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return None if value is None else _check_name(value)
 
     @field_validator("seed_env")
     @classmethod
@@ -247,20 +273,12 @@ class ValidatorEntry(_Section):
     @field_validator("public_key")
     @classmethod
     def _strkey(cls, value: str) -> str:
-        try:
-            PublicKey.from_strkey(value)
-        except KeyFormatError as exc:
-            raise ValueError(str(exc)) from None
-        return value
+        return _check_public_key(value)
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > MAX_NAME_LEN or not _NAME_RE.match(value)):
-            raise ValueError(
-                f"must be 1-{MAX_NAME_LEN} letters, digits, '_', '-' or '.', starting with a letter or digit"
-            )
-        return value
+        return None if value is None else _check_name(value)
 
     @field_validator("address")
     @classmethod
@@ -636,7 +654,13 @@ class _Resolver:
 
     def resolve(self, f: ConfigFile) -> NodeConfig:
         keypair = self._keypair(f.node)
+        if f.node.public_key is not None and PublicKey.from_strkey(f.node.public_key) != keypair.public_key:
+            raise _Problem(
+                "node.public_key",
+                f"{f.node.public_key} does not match the seed, whose public key is {keypair.public_key}",
+            )
         validators, names = self._validators(f.validators)
+        labels = self._own_name(f.node, keypair.public_key, validators, names)
         qset = self._quorum_set(f.quorum_set, names)
         self._self_in_quorum_set(f.node, keypair.public_key, qset)
         self._cross_checks(f)
@@ -671,7 +695,7 @@ class _Resolver:
             metrics_listen=metrics_listen if f.metrics.enabled else None,
             log=f.log,
             warnings=tuple(self.warnings),
-            _names=names,
+            _names=labels,
         )
 
     def _path(self, text: str) -> Path:
@@ -755,6 +779,24 @@ class _Resolver:
             out.append(KnownValidator(node, entry.name, address))
         names = {v.node_id: v.name for v in out if v.name is not None}
         return tuple(out), names
+
+    @staticmethod
+    def _own_name(
+        node: NodeSection, me: NodeID, validators: Sequence[KnownValidator], names: Mapping[NodeID, str]
+    ) -> dict[NodeID, str]:
+        """Labels for display: the [[validators]] names plus ``node.name`` for this node."""
+        labels = dict(names)
+        if node.name is None:
+            return labels
+        listed = names.get(me)
+        if listed is not None and listed != node.name:
+            i = next(i for i, v in enumerate(validators) if v.node_id == me)
+            raise _Problem("node.name", f"{node.name!r}, but validators[{i}] names this node {listed!r}")
+        for other, name in names.items():
+            if name == node.name and other != me:
+                raise _Problem("node.name", f"{node.name!r} is already the name of another validator ({other})")
+        labels[me] = node.name
+        return labels
 
     def _quorum_set(self, section: QuorumSetSection, names: Mapping[NodeID, str]) -> SCPQuorumSet:
         by_name = {name: node for node, name in names.items()}
