@@ -1,0 +1,152 @@
+"""The transaction queue: transactions waiting for a ledger.
+
+Theory of operation
+-------------------
+The overlay and the HTTP API hand every transaction to :meth:`TxQueue.add`,
+which says at once what became of it: queued, already known (queued before,
+or already in a ledger according to the ``is_included`` callback), or refused
+with a reason (empty, too large, queue full). That answer is the queue's whole
+promise: *nothing accepted is silently dropped*. A queued transaction leaves
+the queue only through :meth:`TxQueue.remove_included`, after a ledger that
+carries it is recorded, so at any moment each accepted transaction is either
+in a ledger or still queued.
+
+:meth:`TxQueue.take_for_slot` does not remove anything: it proposes the oldest
+transactions that fit the per-set limits (FIFO by arrival), and they stay
+queued until a ledger actually includes them, because the slot may well
+externalize another node's tx set instead.
+
+Memory is bounded by the queue limits (count and bytes); the per-transaction
+size limit must not exceed the per-set byte limit the herder uses, or a
+transaction could be queued that no tx set can carry (the config checks this;
+:meth:`TxQueue.take_for_slot` refuses such limits loudly).
+
+Pure and synchronous: no clock, no I/O, no asyncio; the herder owns it on the
+event loop.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+from scpd.node.values import MAX_TX_SIZE, tx_id
+
+__all__ = ["AddResult", "Outcome", "QueueLimits", "Refusal", "TxQueue"]
+
+
+class Outcome(Enum):
+    QUEUED = "queued"
+    ALREADY_KNOWN = "already-known"
+    REFUSED = "refused"
+
+
+class Refusal(Enum):
+    """Why a transaction was refused; the value is the machine-readable reason."""
+
+    EMPTY = "empty"
+    TOO_LARGE = "too-large"
+    QUEUE_FULL = "queue-full"
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What :meth:`TxQueue.add` did with a transaction."""
+
+    outcome: Outcome
+    tx_id: bytes
+    refusal: Refusal | None = None
+    detail: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        """True when the transaction is (or already was) on its way to a ledger."""
+        return self.outcome is not Outcome.REFUSED
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """Size of one transaction, and the queue's capacity in transactions and bytes."""
+
+    max_tx_bytes: int = 64 * 1024
+    max_txs: int = 100_000
+    max_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_tx_bytes <= MAX_TX_SIZE:
+            raise ValueError(f"max_tx_bytes must be in 1..{MAX_TX_SIZE}")
+        if self.max_txs < 1 or self.max_bytes < self.max_tx_bytes:
+            raise ValueError("the queue must hold at least one transaction of the maximum size")
+
+
+class TxQueue:
+    """A bounded FIFO of pending transactions, keyed by tx id."""
+
+    def __init__(self, limits: QueueLimits, is_included: Callable[[bytes], bool] | None = None) -> None:
+        self.limits = limits
+        self._is_included = is_included
+        self._txs: OrderedDict[bytes, bytes] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __contains__(self, tx_id: object) -> bool:
+        return tx_id in self._txs
+
+    @property
+    def total_bytes(self) -> int:
+        return self._bytes
+
+    def get(self, tx_id: bytes) -> bytes | None:
+        return self._txs.get(tx_id)
+
+    def add(self, tx: bytes) -> AddResult:
+        """Queue ``tx`` unless it is known or breaks a limit; always say which."""
+        i = tx_id(tx)
+        if not tx:
+            return AddResult(Outcome.REFUSED, i, Refusal.EMPTY, "empty transaction")
+        if i in self._txs or (self._is_included is not None and self._is_included(i)):
+            return AddResult(Outcome.ALREADY_KNOWN, i)
+        limits = self.limits
+        if len(tx) > limits.max_tx_bytes:
+            detail = f"{len(tx)} bytes, more than the limit of {limits.max_tx_bytes}"
+            return AddResult(Outcome.REFUSED, i, Refusal.TOO_LARGE, detail)
+        if len(self._txs) >= limits.max_txs or self._bytes + len(tx) > limits.max_bytes:
+            detail = f"queue holds {len(self._txs)} transactions, {self._bytes} bytes"
+            return AddResult(Outcome.REFUSED, i, Refusal.QUEUE_FULL, detail)
+        self._txs[i] = bytes(tx)
+        self._bytes += len(tx)
+        return AddResult(Outcome.QUEUED, i)
+
+    def take_for_slot(self, max_txs: int, max_bytes: int) -> list[bytes]:
+        """The oldest queued transactions that fit the limits, in arrival order.
+
+        Stops at the first transaction that does not fit instead of skipping
+        it, so a large transaction cannot be starved by a stream of small
+        ones: it goes first in the next slot. Nothing is removed.
+        """
+        if max_bytes < self.limits.max_tx_bytes:
+            raise ValueError(
+                f"a tx set byte limit of {max_bytes} cannot carry a transaction of {self.limits.max_tx_bytes} bytes"
+            )
+        taken: list[bytes] = []
+        size = 0
+        for tx in self._txs.values():
+            if len(taken) >= max_txs or size + len(tx) > max_bytes:
+                break
+            taken.append(tx)
+            size += len(tx)
+        return taken
+
+    def remove_included(self, tx_ids: Iterable[bytes]) -> int:
+        """Forget the transactions a recorded ledger carries; returns how many were queued."""
+        removed = 0
+        for i in tx_ids:
+            tx = self._txs.pop(i, None)
+            if tx is not None:
+                self._bytes -= len(tx)
+                removed += 1
+        return removed

@@ -1,0 +1,343 @@
+"""What the network agrees on: consensus values, transaction sets, ledger entries.
+
+Theory of operation
+-------------------
+SCP agrees on opaque byte strings; this module gives them meaning for scpd.
+A slot's value is the XDR of a :class:`ConsensusValue`, a close time and the
+hash of a :class:`TxSet`. The tx set itself travels separately (peers fetch it
+by hash) and names the ledger it builds on, so a value can only be valid on
+top of one chain. Once a slot externalizes, the node records a
+:class:`LedgerEntry`, and the ledger hash chains the entries together::
+
+    ledger_hash(slot) = SHA-256(ledger_hash(slot - 1) || XDR(LedgerEntry))
+
+Genesis convention: slot 0 is the implicit genesis ledger. It is never stored;
+its hash is 32 zero bytes (:data:`GENESIS_HASH`) and its close time is 0. The
+first real ledger is slot 1, and its tx set's previous ledger hash is zeros.
+
+The XDR (same conventions as ``Stellar-SCP.x``; ``Hash`` is ``opaque[32]``)::
+
+    typedef opaque Transaction<MAX_TX_SIZE>;      // 1..MAX_TX_SIZE bytes
+    struct ConsensusValue {
+        uint64 closeTime;                         // seconds since the Unix epoch
+        Hash txSetHash;                           // SHA-256(XDR(TxSet))
+        union switch (int v) { case 0: void; } ext;   // room for upgrades
+    };
+    struct TxSet {
+        Hash previousLedgerHash;
+        Transaction txs<>;                        // sorted by SHA-256(tx), no duplicates
+    };
+    struct LedgerEntry {
+        uint64 slot;
+        opaque value<MAX_VALUE_SIZE>;             // the externalized XDR(ConsensusValue)
+        uint64 closeTime;                         // equal to value.closeTime
+        Hash txSetHash;                           // equal to value.txSetHash
+    };
+
+Everything here is pure: no clock (the caller passes ``now``), no I/O.
+Decoding is strict (the shared :class:`~scpd.base.xdr.Reader`). Validation
+helpers return the reason a value is unacceptable, or None, because a hostile
+value is an expected event for the herder, not an exceptional one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Self
+
+from scpd.base.types import HASH_SIZE, XdrType
+from scpd.base.xdr import Packer, Reader, XdrError, pack_fixed_opaque
+
+__all__ = [
+    "GENESIS_CLOSE_TIME",
+    "GENESIS_HASH",
+    "MAX_TX_SIZE",
+    "MAX_VALUE_SIZE",
+    "ConsensusValue",
+    "LedgerEntry",
+    "TxSet",
+    "TxSetLimits",
+    "check_close_time",
+    "check_tx_set",
+    "check_value",
+    "combine_candidates",
+    "ledger_hash",
+    "next_close_time",
+    "tx_id",
+]
+
+GENESIS_HASH = bytes(HASH_SIZE)
+GENESIS_CLOSE_TIME = 0
+
+# Protocol ceilings, independent of configuration: they bound what a decoder
+# accepts from the network. Configured limits must lie below them.
+MAX_TX_SIZE = 1 << 20
+MAX_VALUE_SIZE = 1024
+
+_UINT64_MAX = (1 << 64) - 1
+_EXT_V0 = frozenset({0})
+
+
+def tx_id(tx: bytes) -> bytes:
+    """A transaction's identity: SHA-256 of its bytes."""
+    return hashlib.sha256(tx).digest()
+
+
+def _check_hash(value: bytes, what: str) -> None:
+    if len(value) != HASH_SIZE:
+        raise XdrError(f"{what}: expected {HASH_SIZE} bytes, got {len(value)}")
+
+
+def _check_uint64(value: int, what: str) -> None:
+    if not 0 <= value <= _UINT64_MAX:
+        raise XdrError(f"{what}: {value} is not a uint64")
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusValue(XdrType):
+    """The value of one slot: when the ledger closes and which tx set it applies."""
+
+    close_time: int
+    tx_set_hash: bytes
+
+    def __post_init__(self) -> None:
+        _check_uint64(self.close_time, "ConsensusValue.closeTime")
+        _check_hash(self.tx_set_hash, "ConsensusValue.txSetHash")
+
+    def pack(self, p: Packer) -> None:
+        p.pack_uhyper(self.close_time)
+        pack_fixed_opaque(p, HASH_SIZE, self.tx_set_hash, "ConsensusValue.txSetHash")
+        p.pack_int(0)
+
+    @classmethod
+    def unpack(cls, r: Reader) -> Self:
+        close_time = r.uint64("ConsensusValue.closeTime")
+        tx_set_hash = r.fixed_opaque(HASH_SIZE, "ConsensusValue.txSetHash")
+        r.enum("ConsensusValue.ext", _EXT_V0)
+        return cls(close_time, tx_set_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class TxSet(XdrType):
+    """An ordered list of opaque transactions on top of one previous ledger.
+
+    Build one with :meth:`canonical`; a decoded set may be non-canonical (a
+    peer's mistake or malice) and is refused by :func:`check_tx_set`, which
+    is where the reason gets reported. Ids, hash and byte count are computed
+    once and cached, since the herder asks for them repeatedly.
+    """
+
+    previous_ledger_hash: bytes
+    txs: tuple[bytes, ...] = ()
+    _ids: tuple[bytes, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _hash: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_hash(self.previous_ledger_hash, "TxSet.previousLedgerHash")
+        for tx in self.txs:
+            if not 1 <= len(tx) <= MAX_TX_SIZE:
+                raise XdrError(f"TxSet.txs: a transaction of {len(tx)} bytes is outside 1..{MAX_TX_SIZE}")
+
+    @classmethod
+    def canonical(cls, previous_ledger_hash: bytes, txs: Iterable[bytes]) -> Self:
+        """The canonical set of ``txs``: sorted by tx id, duplicates removed."""
+        by_id = {tx_id(tx): tx for tx in txs}
+        ordered = sorted(by_id)
+        tx_set = cls(previous_ledger_hash, tuple(by_id[i] for i in ordered))
+        object.__setattr__(tx_set, "_ids", tuple(ordered))
+        return tx_set
+
+    def pack(self, p: Packer) -> None:
+        pack_fixed_opaque(p, HASH_SIZE, self.previous_ledger_hash, "TxSet.previousLedgerHash")
+        p.pack_uint(len(self.txs))
+        for tx in self.txs:
+            p.pack_opaque(tx)
+
+    @classmethod
+    def unpack(cls, r: Reader) -> Self:
+        previous = r.fixed_opaque(HASH_SIZE, "TxSet.previousLedgerHash")
+        # Each transaction takes at least 8 bytes (length plus padded payload).
+        n = r.array_length("TxSet.txs", 8)
+        txs = tuple(r.var_opaque("TxSet.txs[]", MAX_TX_SIZE) for _ in range(n))
+        return cls(previous, txs)
+
+    @property
+    def tx_ids(self) -> tuple[bytes, ...]:
+        """The id of each transaction, in set order."""
+        if self._ids is None:
+            object.__setattr__(self, "_ids", tuple(tx_id(tx) for tx in self.txs))
+        assert self._ids is not None
+        return self._ids
+
+    def hash(self) -> bytes:
+        """SHA-256 of the set's XDR: what a ConsensusValue names."""
+        if self._hash is None:
+            object.__setattr__(self, "_hash", hashlib.sha256(self.to_xdr()).digest())
+        assert self._hash is not None
+        return self._hash
+
+    @property
+    def total_bytes(self) -> int:
+        """Sum of the transactions' sizes (what the per-set byte limit counts)."""
+        return sum(len(tx) for tx in self.txs)
+
+    def is_canonical(self) -> bool:
+        ids = self.tx_ids
+        return all(a < b for a, b in itertools.pairwise(ids))
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry(XdrType):
+    """One externalized slot, as hashed into the chain (see the module docstring).
+
+    The close time and tx set hash repeat what the value says, so a reader of
+    the chain can check them without decoding the value; construction refuses
+    an entry where they disagree.
+    """
+
+    slot: int
+    value: ConsensusValue
+
+    @property
+    def close_time(self) -> int:
+        return self.value.close_time
+
+    @property
+    def tx_set_hash(self) -> bytes:
+        return self.value.tx_set_hash
+
+    def __post_init__(self) -> None:
+        _check_uint64(self.slot, "LedgerEntry.slot")
+
+    def pack(self, p: Packer) -> None:
+        p.pack_uhyper(self.slot)
+        p.pack_opaque(self.value.to_xdr())
+        p.pack_uhyper(self.value.close_time)
+        pack_fixed_opaque(p, HASH_SIZE, self.value.tx_set_hash, "LedgerEntry.txSetHash")
+
+    @classmethod
+    def unpack(cls, r: Reader) -> Self:
+        slot = r.uint64("LedgerEntry.slot")
+        value = ConsensusValue.from_xdr(r.var_opaque("LedgerEntry.value", MAX_VALUE_SIZE))
+        close_time = r.uint64("LedgerEntry.closeTime")
+        tx_set_hash = r.fixed_opaque(HASH_SIZE, "LedgerEntry.txSetHash")
+        if close_time != value.close_time or tx_set_hash != value.tx_set_hash:
+            raise XdrError("LedgerEntry: closeTime or txSetHash disagrees with the value")
+        return cls(slot, value)
+
+
+def ledger_hash(previous_hash: bytes, entry: LedgerEntry) -> bytes:
+    """The chain link: SHA-256(previous ledger hash || XDR(entry))."""
+    _check_hash(previous_hash, "previous ledger hash")
+    return hashlib.sha256(previous_hash + entry.to_xdr()).digest()
+
+
+# -- validation --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TxSetLimits:
+    """Per-set limits: how many transactions, and how many bytes of them in all."""
+
+    max_txs: int
+    max_bytes: int
+
+    def __post_init__(self) -> None:
+        if self.max_txs < 0 or self.max_bytes < 0:
+            raise ValueError("tx set limits must not be negative")
+
+
+def next_close_time(now: int, last_close_time: int) -> int:
+    """The close time to propose: the clock, but never behind the last ledger."""
+    return max(now, last_close_time)
+
+
+def check_close_time(close_time: int, last_close_time: int, now: int, max_future: int) -> str | None:
+    """Why ``close_time`` is unacceptable, or None.
+
+    Equal to the last close time is allowed: with second resolution and short
+    slot intervals two ledgers may close within the same second. A close time
+    up to ``max_future`` seconds ahead of ``now`` is tolerated for clock skew.
+    """
+    if close_time < last_close_time:
+        return f"close time {close_time} is before the last ledger's {last_close_time}"
+    if close_time > now + max_future:
+        return f"close time {close_time} is more than {max_future} s after now ({now})"
+    return None
+
+
+def check_tx_set(
+    tx_set: TxSet,
+    last_ledger_hash: bytes,
+    limits: TxSetLimits,
+    is_included: Callable[[bytes], bool] | None = None,
+) -> str | None:
+    """Why ``tx_set`` cannot be the next ledger's set, or None.
+
+    ``is_included`` (tx id -> bool) lets the herder refuse transactions that an
+    earlier ledger already carries, so each transaction lands exactly once.
+    """
+    if tx_set.previous_ledger_hash != last_ledger_hash:
+        return (
+            f"tx set builds on ledger {tx_set.previous_ledger_hash.hex()[:16]}, "
+            f"not the last ledger {last_ledger_hash.hex()[:16]}"
+        )
+    if len(tx_set.txs) > limits.max_txs:
+        return f"tx set has {len(tx_set.txs)} transactions, more than the limit of {limits.max_txs}"
+    if tx_set.total_bytes > limits.max_bytes:
+        return f"tx set has {tx_set.total_bytes} bytes of transactions, more than the limit of {limits.max_bytes}"
+    if not tx_set.is_canonical():
+        return "tx set is not canonical (sorted by tx id, without duplicates)"
+    if is_included is not None:
+        for i in tx_set.tx_ids:
+            if is_included(i):
+                return f"transaction {i.hex()} is already in an earlier ledger"
+    return None
+
+
+def check_value(
+    value: ConsensusValue,
+    tx_set: TxSet,
+    *,
+    last_ledger_hash: bytes,
+    last_close_time: int,
+    now: int,
+    max_future: int,
+    limits: TxSetLimits,
+    is_included: Callable[[bytes], bool] | None = None,
+) -> str | None:
+    """Why ``value`` (whose tx set the caller has fetched) is invalid, or None."""
+    if tx_set.hash() != value.tx_set_hash:
+        return "tx set does not match the value's tx set hash"
+    return check_close_time(value.close_time, last_close_time, now, max_future) or check_tx_set(
+        tx_set, last_ledger_hash, limits, is_included
+    )
+
+
+def combine_candidates(values: Iterable[ConsensusValue], tx_sets: Mapping[bytes, TxSet]) -> ConsensusValue | None:
+    """The composite of the confirmed candidates.
+
+    The tx set is the largest one among the candidates' (most transactions,
+    then most bytes, then the greatest hash), and the close time is the
+    highest among the candidates. Every node computes the same composite from
+    the same candidates; to keep that true this returns None (no composite
+    yet) rather than guess when a candidate's tx set is not in ``tx_sets``
+    (the herder only confirms values whose tx set it has, so it should not
+    happen) or when there are no candidates.
+    """
+    best: tuple[int, int, bytes] | None = None
+    close_time = -1
+    for value in values:
+        tx_set = tx_sets.get(value.tx_set_hash)
+        if tx_set is None:
+            return None
+        key = (len(tx_set.txs), tx_set.total_bytes, value.tx_set_hash)
+        if best is None or key > best:
+            best = key
+        close_time = max(close_time, value.close_time)
+    if best is None:
+        return None
+    return ConsensusValue(close_time, best[2])

@@ -1,0 +1,153 @@
+"""The transaction queue: outcomes, limits, FIFO selection, and nothing accepted ever lost."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from scpd.node.txqueue import Outcome, QueueLimits, Refusal, TxQueue
+from scpd.node.values import tx_id
+
+
+def test_new_transaction_is_queued_with_its_id() -> None:
+    q = TxQueue(QueueLimits(max_tx_bytes=100, max_txs=10, max_bytes=1000))
+    result = q.add(b"pay alice")
+    assert result.outcome is Outcome.QUEUED
+    assert result.accepted
+    assert result.tx_id == tx_id(b"pay alice")
+    assert tx_id(b"pay alice") in q
+    assert len(q) == 1 and q.total_bytes == 9
+
+
+def test_same_transaction_twice_is_already_known() -> None:
+    q = TxQueue(QueueLimits(max_tx_bytes=100, max_txs=10, max_bytes=1000))
+    q.add(b"tx")
+    again = q.add(b"tx")
+    assert again.outcome is Outcome.ALREADY_KNOWN
+    assert again.accepted
+    assert len(q) == 1
+
+
+def test_transaction_already_in_a_ledger_is_already_known_and_not_requeued() -> None:
+    included = {tx_id(b"old")}
+    q = TxQueue(QueueLimits(max_tx_bytes=100, max_txs=10, max_bytes=1000), is_included=included.__contains__)
+    assert q.add(b"old").outcome is Outcome.ALREADY_KNOWN
+    assert len(q) == 0
+
+
+def test_too_large_and_empty_transactions_are_refused_with_a_reason() -> None:
+    q = TxQueue(QueueLimits(max_tx_bytes=4, max_txs=10, max_bytes=1000))
+    big = q.add(b"12345")
+    assert (big.outcome, big.refusal) == (Outcome.REFUSED, Refusal.TOO_LARGE)
+    assert not big.accepted
+    assert "5 bytes" in big.detail
+    empty = q.add(b"")
+    assert (empty.outcome, empty.refusal) == (Outcome.REFUSED, Refusal.EMPTY)
+    assert q.add(b"1234").outcome is Outcome.QUEUED
+    assert len(q) == 1
+
+
+def test_full_queue_refuses_by_count_and_by_bytes() -> None:
+    q = TxQueue(QueueLimits(max_tx_bytes=10, max_txs=2, max_bytes=15))
+    assert q.add(b"a" * 10).outcome is Outcome.QUEUED
+    by_bytes = q.add(b"b" * 6)
+    assert (by_bytes.outcome, by_bytes.refusal) == (Outcome.REFUSED, Refusal.QUEUE_FULL)
+    assert q.add(b"c" * 5).outcome is Outcome.QUEUED
+    by_count = q.add(b"d")
+    assert (by_count.outcome, by_count.refusal) == (Outcome.REFUSED, Refusal.QUEUE_FULL)
+    q.remove_included([tx_id(b"a" * 10)])
+    assert q.add(b"d").outcome is Outcome.QUEUED
+
+
+def test_take_for_slot_is_fifo_within_limits_and_removes_nothing() -> None:
+    q = TxQueue(QueueLimits(max_tx_bytes=10, max_txs=100, max_bytes=1000))
+    txs = [bytes([65 + i]) * (i + 1) for i in range(6)]  # sizes 1..6
+    for tx in txs:
+        q.add(tx)
+    assert q.take_for_slot(max_txs=3, max_bytes=100) == txs[:3]
+    assert q.take_for_slot(max_txs=100, max_bytes=10) == txs[:4]  # 1+2+3+4 = 10
+    assert len(q) == 6
+
+
+def test_take_for_slot_does_not_skip_a_transaction_that_does_not_fit() -> None:
+    q = TxQueue(QueueLimits(max_tx_bytes=10, max_txs=100, max_bytes=1000))
+    for tx in (b"a" * 6, b"b" * 6, b"c"):
+        q.add(tx)
+    # The large second one goes first next time instead of being starved by the small third.
+    assert q.take_for_slot(max_txs=10, max_bytes=10) == [b"a" * 6]
+
+
+def test_take_for_slot_refuses_a_byte_limit_below_the_transaction_size_limit() -> None:
+    q = TxQueue(QueueLimits(max_tx_bytes=10, max_txs=100, max_bytes=1000))
+    with pytest.raises(ValueError, match="cannot carry"):
+        q.take_for_slot(max_txs=10, max_bytes=9)
+
+
+def test_remove_included_counts_only_queued_ones() -> None:
+    q = TxQueue(QueueLimits(max_tx_bytes=10, max_txs=100, max_bytes=1000))
+    q.add(b"x")
+    q.add(b"yy")
+    assert q.remove_included([tx_id(b"x"), tx_id(b"never seen")]) == 1
+    assert q.take_for_slot(10, 100) == [b"yy"]
+    assert q.total_bytes == 2
+
+
+def test_limits_are_checked() -> None:
+    with pytest.raises(ValueError):
+        QueueLimits(max_tx_bytes=0)
+    with pytest.raises(ValueError):
+        QueueLimits(max_tx_bytes=100, max_txs=10, max_bytes=99)
+
+
+class QueueMachine(RuleBasedStateMachine):
+    """Model check: every accepted transaction is included or still queued; limits always hold."""
+
+    @initialize()
+    def setup(self) -> None:
+        self.limits = QueueLimits(max_tx_bytes=8, max_txs=6, max_bytes=30)
+        self.included: set[bytes] = set()
+        self.q = TxQueue(self.limits, is_included=self.included.__contains__)
+        self.accepted: dict[bytes, bytes] = {}
+        self.arrival: list[bytes] = []
+
+    @rule(tx=st.binary(min_size=0, max_size=10))
+    def add(self, tx: bytes) -> None:
+        was_queued = tx_id(tx) in self.q
+        result = self.q.add(tx)
+        if result.outcome is Outcome.QUEUED:
+            assert not was_queued and tx_id(tx) not in self.included
+            self.accepted[result.tx_id] = tx
+            self.arrival.append(result.tx_id)
+        elif result.outcome is Outcome.ALREADY_KNOWN:
+            assert was_queued or result.tx_id in self.included
+        else:
+            assert result.refusal is not None
+            assert result.tx_id not in self.q
+
+    @rule(max_txs=st.integers(0, 8), max_bytes=st.integers(8, 40), include=st.booleans())
+    def close_ledger(self, max_txs: int, max_bytes: int, include: bool) -> None:
+        taken = self.q.take_for_slot(max_txs, max_bytes)
+        assert len(taken) <= max_txs and sum(map(len, taken)) <= max_bytes
+        queued_order = [i for i in self.arrival if i in self.q]
+        assert [tx_id(t) for t in taken] == queued_order[: len(taken)]
+        if include:
+            ids = [tx_id(t) for t in taken]
+            self.included.update(ids)
+            assert self.q.remove_included(ids) == len(ids)
+
+    @invariant()
+    def nothing_accepted_is_lost(self) -> None:
+        for i in self.accepted:
+            assert (i in self.q) != (i in self.included)
+
+    @invariant()
+    def limits_hold(self) -> None:
+        assert len(self.q) <= self.limits.max_txs
+        assert self.q.total_bytes <= self.limits.max_bytes
+        assert self.q.total_bytes == sum(len(self.accepted[i]) for i in self.accepted if i in self.q)
+
+
+QueueMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+test_queue_model = QueueMachine.TestCase
