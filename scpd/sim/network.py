@@ -1,0 +1,237 @@
+"""The simulated network: per-link latency, loss, duplication, reordering, partitions.
+
+Every send is decided when it is made, from the network's own random stream:
+dropped (loss, or the two ends are in different partition groups), delivered
+once after a latency drawn from the link's distribution, possibly delayed
+further (reordering) and possibly delivered a second time (duplication). A
+message still in flight when a partition cuts its link is dropped on arrival.
+Loss stops at ``loss_until`` so that liveness can be judged after it.
+
+Latencies are plain seconds of virtual time. A link's model is the default
+unless ``links`` overrides that (source, destination) pair.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from scpd.errors import UsageError
+from scpd.sim.clock import VirtualClock
+
+__all__ = [
+    "Constant",
+    "Exponential",
+    "LatencyModel",
+    "LinkSpec",
+    "Network",
+    "NetworkConditions",
+    "NetworkCounters",
+    "Partition",
+    "Uniform",
+    "parse_latency",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Constant:
+    seconds: float
+
+    def sample(self, rng: random.Random) -> float:
+        return self.seconds
+
+    def __str__(self) -> str:
+        return f"const:{self.seconds:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Uniform:
+    low: float
+    high: float
+
+    def sample(self, rng: random.Random) -> float:
+        return rng.uniform(self.low, self.high)
+
+    def __str__(self) -> str:
+        return f"uniform:{self.low:g}:{self.high:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Exponential:
+    """A floor plus an exponential tail: most messages fast, a few slow."""
+
+    floor: float
+    mean_extra: float
+
+    def sample(self, rng: random.Random) -> float:
+        return self.floor + (rng.expovariate(1.0 / self.mean_extra) if self.mean_extra > 0 else 0.0)
+
+    def __str__(self) -> str:
+        return f"exp:{self.floor:g}:{self.mean_extra:g}"
+
+
+LatencyModel = Constant | Uniform | Exponential
+
+
+def parse_latency(text: str) -> LatencyModel:
+    """Parse ``const:S``, ``uniform:LO:HI`` or ``exp:FLOOR:MEAN`` (seconds)."""
+    kind, _, rest = text.partition(":")
+    try:
+        numbers = [float(x) for x in rest.split(":")] if rest else []
+    except ValueError:
+        raise UsageError(f"latency {text!r}: numbers expected after the kind") from None
+    if any(not math.isfinite(x) or x < 0 for x in numbers):
+        raise UsageError(f"latency {text!r}: seconds must be finite and >= 0")
+    if kind == "const" and len(numbers) == 1:
+        return Constant(numbers[0])
+    if kind == "uniform" and len(numbers) == 2 and numbers[0] <= numbers[1]:
+        return Uniform(numbers[0], numbers[1])
+    if kind == "exp" and len(numbers) == 2:
+        return Exponential(numbers[0], numbers[1])
+    raise UsageError(f"latency {text!r}: expected const:S, uniform:LO:HI (LO <= HI) or exp:FLOOR:MEAN")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    """How one directed link behaves: latency model and fault probabilities."""
+
+    latency: LatencyModel = Constant(0.0)
+    loss: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    reorder_delay: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """Between ``start`` and ``end``, only nodes in the same group can talk.
+
+    Nodes named in no group form one more group together.
+    """
+
+    start: float
+    end: float
+    groups: tuple[frozenset[int], ...]
+
+    def separates(self, a: int, b: int, now: float) -> bool:
+        if not self.start <= now < self.end:
+            return False
+        return self._group_of(a) != self._group_of(b)
+
+    def _group_of(self, node: int) -> int:
+        for i, group in enumerate(self.groups):
+            if node in group:
+                return i
+        return -1
+
+    def __str__(self) -> str:
+        groups = "/".join(",".join(str(n) for n in sorted(g)) for g in self.groups)
+        return f"{self.start:g}:{self.end:g}:{groups}"
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        """``START:END:a,b,c/d,e`` (groups separated by ``/``)."""
+        try:
+            start_s, end_s, groups_s = text.split(":")
+            start, end = float(start_s), float(end_s)
+            groups = tuple(frozenset(int(n) for n in g.split(",") if n) for g in groups_s.split("/"))
+        except ValueError:
+            raise UsageError(f"partition {text!r}: expected START:END:a,b,c/d,e") from None
+        if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end):
+            raise UsageError(f"partition {text!r}: need 0 <= START <= END")
+        return cls(start, end, groups)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkConditions:
+    default: LinkSpec = LinkSpec()
+    links: dict[tuple[int, int], LinkSpec] = field(default_factory=dict)
+    partitions: tuple[Partition, ...] = ()
+    loss_until: float = math.inf
+
+    def link(self, src: int, dst: int) -> LinkSpec:
+        return self.links.get((src, dst), self.default)
+
+    def partitioned(self, src: int, dst: int, now: float) -> bool:
+        return any(p.separates(src, dst, now) for p in self.partitions)
+
+    @property
+    def heal_time(self) -> float:
+        """When the last partition has healed and loss has stopped."""
+        lossy = self.default.loss > 0 or any(spec.loss > 0 for spec in self.links.values())
+        ends = [p.end for p in self.partitions]
+        if lossy:
+            ends.append(self.loss_until)
+        return max(ends, default=0.0)
+
+
+@dataclass(slots=True)
+class NetworkCounters:
+    sent: int = 0
+    delivered: int = 0
+    lost: int = 0
+    cut: int = 0
+    duplicated: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "lost": self.lost,
+            "cut_by_partition": self.cut,
+            "duplicated": self.duplicated,
+        }
+
+
+Deliver = Callable[[int, int, bytes], None]
+
+
+class Network:
+    """Moves byte strings between node indices on the virtual clock."""
+
+    def __init__(
+        self, clock: VirtualClock, rng: random.Random, conditions: NetworkConditions, deliver: Deliver
+    ) -> None:
+        self.clock = clock
+        self.rng = rng
+        self.conditions = conditions
+        self._deliver = deliver
+        self.counters = NetworkCounters()
+
+    def send(self, src: int, dst: int, payload: bytes) -> None:
+        """Send ``payload`` from ``src`` to ``dst`` (decided now, delivered later)."""
+        counters = self.counters
+        counters.sent += 1
+        conditions = self.conditions
+        now = self.clock.now
+        if conditions.partitions and conditions.partitioned(src, dst, now):
+            counters.cut += 1
+            return
+        spec = conditions.link(src, dst)
+        rng = self.rng
+        if spec.loss > 0 and now < conditions.loss_until and rng.random() < spec.loss:
+            counters.lost += 1
+            return
+        self._schedule(src, dst, payload, spec)
+        if spec.duplicate > 0 and rng.random() < spec.duplicate:
+            counters.duplicated += 1
+            self._schedule(src, dst, payload, spec)
+
+    def broadcast(self, src: int, targets: Sequence[int], payload: bytes) -> None:
+        for dst in targets:
+            self.send(src, dst, payload)
+
+    def _schedule(self, src: int, dst: int, payload: bytes, spec: LinkSpec) -> None:
+        delay = spec.latency.sample(self.rng)
+        if spec.reorder > 0 and self.rng.random() < spec.reorder:
+            delay += self.rng.uniform(0.0, spec.reorder_delay)
+        self.clock.call_later(delay, lambda: self._arrive(src, dst, payload))
+
+    def _arrive(self, src: int, dst: int, payload: bytes) -> None:
+        if self.conditions.partitions and self.conditions.partitioned(src, dst, self.clock.now):
+            self.counters.cut += 1
+            return
+        self.counters.delivered += 1
+        self._deliver(dst, src, payload)

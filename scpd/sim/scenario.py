@@ -1,0 +1,190 @@
+"""What one simulated run does: network, topology, faults, Byzantine nodes.
+
+A :class:`Scenario` is plain data, fully described by ``scpd simulate``
+options, so any run (including one a property test generated) can be
+replayed from the command line: :meth:`Scenario.replay_command` prints it.
+:func:`random_faults` turns a seed into a fault plan (latency, loss until a
+heal time, duplication, reordering, a partition that heals, crashes that
+restart, Byzantine nodes within what the topology tolerates); it draws only
+from its own seeded stream, so the plan is part of what the seed fixes.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass, field, replace
+
+from scpd.errors import UsageError
+from scpd.sim import topology as topo
+from scpd.sim.network import Constant, Exponential, LatencyModel, Partition, Uniform
+from scpd.sim.randomness import derive_rng
+
+__all__ = ["Crash", "Scenario", "parse_byzantine", "parse_crash", "random_byzantine", "random_faults"]
+
+DEFAULT_LATENCY: LatencyModel = Uniform(0.01, 0.1)
+BYZANTINE_KIND_NAMES = ("silent", "equivocate", "unnominated", "replay", "high-counter")
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """Node ``node`` goes down at ``at`` and comes back at ``restart`` (None: never)."""
+
+    node: int
+    at: float
+    restart: float | None
+
+    def __str__(self) -> str:
+        return f"{self.node}:{self.at:g}" + ("" if self.restart is None else f":{self.restart:g}")
+
+
+def parse_crash(text: str) -> Crash:
+    """``NODE:AT[:RESTART]`` (seconds of virtual time)."""
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        node, at = int(parts[0]), float(parts[1])
+        restart = float(parts[2]) if len(parts) == 3 else None
+    except ValueError:
+        raise UsageError(f"crash {text!r}: expected NODE:AT[:RESTART]") from None
+    if at < 0 or not math.isfinite(at) or (restart is not None and not (math.isfinite(restart) and restart >= at)):
+        raise UsageError(f"crash {text!r}: need 0 <= AT <= RESTART")
+    return Crash(node, at, restart)
+
+
+def parse_byzantine(text: str) -> tuple[str, int]:
+    """``KIND:COUNT`` with KIND one of the Byzantine kinds."""
+    kind, _, count_s = text.partition(":")
+    if kind not in BYZANTINE_KIND_NAMES:
+        raise UsageError(f"byzantine {text!r}: kind must be one of {', '.join(BYZANTINE_KIND_NAMES)}")
+    try:
+        count = int(count_s) if count_s else 1
+    except ValueError:
+        raise UsageError(f"byzantine {text!r}: expected KIND:COUNT") from None
+    if count < 0:
+        raise UsageError(f"byzantine {text!r}: count must be >= 0")
+    return kind, count
+
+
+@dataclass(frozen=True)
+class Scenario:
+    topology: str = "symmetric"
+    nodes: int = 4
+    slots: int = 3
+    seed: int = 0
+    latency: LatencyModel = DEFAULT_LATENCY
+    loss: float = 0.0
+    loss_until: float = math.inf
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    partitions: tuple[Partition, ...] = ()
+    crashes: tuple[Crash, ...] = ()
+    byzantine: tuple[tuple[str, int], ...] = ()
+    slot_interval: float = 0.0
+    rebroadcast_interval: float = 1.0
+    time_limit: float = 3600.0
+    random_faults: bool = field(default=False)
+
+    @property
+    def byzantine_count(self) -> int:
+        return sum(count for _, count in self.byzantine)
+
+    @property
+    def heal_time(self) -> float:
+        """When partitions have healed, loss has stopped and crashed nodes are back."""
+        ends = [p.end for p in self.partitions]
+        if self.loss > 0:
+            ends.append(self.loss_until)
+        ends.extend(c.restart for c in self.crashes if c.restart is not None)
+        return max(ends, default=0.0)
+
+    def cli_args(self) -> list[str]:
+        """The ``scpd simulate`` options that rebuild exactly this scenario."""
+        args = ["--nodes", str(self.nodes), "--topology", self.topology, "--slots", str(self.slots)]
+        args += ["--seed", str(self.seed)]
+        if self.random_faults:
+            args.append("--random-faults")
+            for kind, count in self.byzantine:
+                args += ["--byzantine", f"{kind}:{count}"]
+            return args
+        args += ["--latency", str(self.latency)]
+        if self.loss:
+            args += ["--loss", f"{self.loss:g}"]
+            if math.isfinite(self.loss_until):
+                args += ["--loss-until", f"{self.loss_until:g}"]
+        if self.duplicate:
+            args += ["--duplicate", f"{self.duplicate:g}"]
+        if self.reorder:
+            args += ["--reorder", f"{self.reorder:g}"]
+        for p in self.partitions:
+            args += ["--partition", str(p)]
+        for c in self.crashes:
+            args += ["--crash", str(c)]
+        for kind, count in self.byzantine:
+            args += ["--byzantine", f"{kind}:{count}"]
+        if self.slot_interval:
+            args += ["--slot-interval", f"{self.slot_interval:g}"]
+        return args
+
+    def replay_command(self) -> str:
+        return shlex.join(["scpd", "simulate", *self.cli_args()])
+
+
+def random_faults(base: Scenario) -> Scenario:
+    """Fill ``base`` with a network fault plan and crashes drawn from its seed.
+
+    Byzantine nodes are not drawn here: they stay as ``base.byzantine`` says
+    (see :func:`random_byzantine`), so a replay command names them exactly.
+    Faults all end by ~8 s of virtual time so liveness can be judged after.
+    """
+    rng = derive_rng(base.seed, "scenario/network")
+    shape = rng.random()
+    latency: LatencyModel
+    if shape < 0.2:
+        latency = Constant(round(rng.uniform(0.0, 0.05), 3))
+    elif shape < 0.7:
+        low = round(rng.uniform(0.0, 0.05), 3)
+        latency = Uniform(low, round(low + rng.uniform(0.0, 0.3), 3))
+    else:
+        latency = Exponential(round(rng.uniform(0.0, 0.02), 3), round(rng.uniform(0.01, 0.2), 3))
+    loss = round(rng.uniform(0.05, 0.3), 2) if rng.random() < 0.5 else 0.0
+    loss_until = round(rng.uniform(1.0, 8.0), 2) if loss else math.inf
+    duplicate = round(rng.uniform(0.0, 0.2), 2) if rng.random() < 0.3 else 0.0
+    reorder = round(rng.uniform(0.0, 0.3), 2) if rng.random() < 0.3 else 0.0
+    partitions: tuple[Partition, ...] = ()
+    if rng.random() < 0.4 and base.nodes >= 2:
+        order = list(range(base.nodes))
+        rng.shuffle(order)
+        cut = rng.randint(1, base.nodes - 1)
+        start = round(rng.uniform(0.0, 3.0), 2)
+        end = round(start + rng.uniform(0.5, 5.0), 2)
+        partitions = (Partition(start, end, (frozenset(order[:cut]), frozenset(order[cut:]))),)
+    crash_rng = derive_rng(base.seed, "scenario/crash")
+    crashes: tuple[Crash, ...] = ()
+    if crash_rng.random() < 0.3:
+        at = round(crash_rng.uniform(0.0, 3.0), 2)
+        crashes = (Crash(crash_rng.randrange(base.nodes), at, round(at + crash_rng.uniform(0.1, 4.0), 2)),)
+    return replace(
+        base,
+        latency=latency,
+        loss=loss,
+        loss_until=loss_until,
+        duplicate=duplicate,
+        reorder=reorder,
+        partitions=partitions,
+        crashes=crashes,
+        random_faults=True,
+    )
+
+
+def random_byzantine(
+    seed: int, topology_name: str, nodes: int, kinds: tuple[str, ...] = BYZANTINE_KIND_NAMES, chance: float = 0.6
+) -> tuple[tuple[str, int], ...]:
+    """Byzantine kinds and counts drawn from ``seed``, within the topology's tolerance."""
+    rng = derive_rng(seed, "scenario/byzantine")
+    tolerance = topo.build(topology_name, nodes, seed).byzantine_tolerance
+    if not tolerance or not kinds or rng.random() >= chance:
+        return ()
+    chosen = [kinds[rng.randrange(len(kinds))] for _ in range(rng.randint(1, tolerance))]
+    return tuple((k, chosen.count(k)) for k in kinds if k in chosen)

@@ -1,0 +1,191 @@
+"""Wiring and running one simulated network.
+
+:class:`Simulation` turns a :class:`~scpd.sim.scenario.Scenario` into nodes
+on one virtual clock: builds the topology, places the Byzantine nodes (drawn
+from the topology's candidates by the seed), schedules crashes and restarts,
+and runs the event queue until every intact node has externalized every slot
+or the time limit passes. :class:`SimResult` holds what happened and the
+property checks.
+
+The intact set is computed, not assumed: the honest nodes that do not stay
+down, reduced to the greatest set in which every member's quorum set is
+satisfied by members (so they can make progress without any faulty node).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from scpd.base import quorum
+from scpd.base.keys import network_id
+from scpd.errors import UsageError
+from scpd.sim import topology as topo
+from scpd.sim.byzantine import make_byzantine
+from scpd.sim.clock import VirtualClock
+from scpd.sim.network import LinkSpec, Network, NetworkConditions
+from scpd.sim.node import SimNode, World
+from scpd.sim.randomness import derive_rng
+from scpd.sim.scenario import Scenario
+from scpd.sim.stats import Recorder
+
+__all__ = ["NETWORK_PASSPHRASE", "SimResult", "Simulation", "run"]
+
+NETWORK_PASSPHRASE = "scpd simulator network"
+
+
+@dataclass
+class SimResult:
+    scenario: Scenario
+    topology: topo.Topology
+    recorder: Recorder
+    honest: list[int]
+    intact: list[int]
+    byzantine: dict[int, str]
+    network: dict[str, int]
+    end_time: float
+    events: int
+
+    @property
+    def completed(self) -> bool:
+        return all(len(self.recorder.externalized[n]) >= self.scenario.slots for n in self.intact)
+
+    @property
+    def within_tolerance(self) -> bool:
+        return len(self.byzantine) <= self.topology.byzantine_tolerance
+
+    def safety_violations(self) -> list[str]:
+        return self.recorder.safety_violations(self.honest)
+
+    def validity_violations(self) -> list[str]:
+        return self.recorder.validity_violations(self.honest)
+
+    def liveness_violations(self, bound: float) -> list[str]:
+        """Intact nodes that did not externalize every slot by heal time + ``bound``."""
+        return self.recorder.liveness_violations(self.intact, self.scenario.heal_time + bound)
+
+    def externalized_values(self) -> dict[int, dict[int, bytes]]:
+        rec = self.recorder.externalized
+        return {n: {s: v for s, (v, _) in sorted(rec[n].items())} for n in sorted(rec)}
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "scenario": {
+                "topology": self.scenario.topology,
+                "nodes": self.scenario.nodes,
+                "slots": self.scenario.slots,
+                "seed": self.scenario.seed,
+                "byzantine": {str(i): kind for i, kind in sorted(self.byzantine.items())},
+                "byzantine_tolerance": self.topology.byzantine_tolerance,
+                "heal_time": self.scenario.heal_time,
+                "replay": self.scenario.replay_command(),
+            },
+            "completed": self.completed,
+            "virtual_time": round(self.end_time, 6),
+            "events": self.events,
+            "intact_nodes": self.intact,
+        }
+        out.update(self.recorder.summary(self.honest))
+        out["validity"] = not self.validity_violations()
+        out["network"] = self.network
+        return out
+
+
+class Simulation:
+    def __init__(self, scenario: Scenario) -> None:
+        if scenario.slots < 1:
+            raise UsageError("--slots must be at least 1")
+        self.scenario = scenario
+        self.topology = topo.build(scenario.topology, scenario.nodes, scenario.seed)
+        n = self.topology.size
+        self.byzantine = self._place_byzantine()
+        for crash in scenario.crashes:
+            if not 0 <= crash.node < n:
+                raise UsageError(f"crash: node {crash.node} not in 0..{n - 1}")
+        for partition in scenario.partitions:
+            if any(not 0 <= i < n for g in partition.groups for i in g):
+                raise UsageError(f"partition {partition}: node index out of 0..{n - 1}")
+
+        self.clock = VirtualClock()
+        self.honest = [i for i in range(n) if i not in self.byzantine]
+        down_for_good = {c.node for c in scenario.crashes if c.restart is None}
+        self.intact = self._intact(set(self.honest) - down_for_good)
+        self.recorder = Recorder(n, scenario.slots, watched=frozenset(self.intact))
+        qsets = {quorum.quorum_set_hash(q): q for q in self.topology.qsets}
+        self.world = World(
+            self.clock,
+            network_id(NETWORK_PASSPHRASE),
+            self.recorder,
+            n,
+            scenario.slots,
+            qsets,
+            slot_interval=scenario.slot_interval,
+            rebroadcast_interval=scenario.rebroadcast_interval,
+        )
+        link = LinkSpec(scenario.latency, scenario.loss, scenario.duplicate, scenario.reorder)
+        conditions = NetworkConditions(link, {}, scenario.partitions, scenario.loss_until)
+        self.nodes: list[SimNode] = []
+        self.world.network = Network(
+            self.clock,
+            derive_rng(scenario.seed, "network"),
+            conditions,
+            lambda dst, src, p: self.nodes[dst].receive(src, p),
+        )
+        byz_rng = derive_rng(scenario.seed, "byzantine/behaviour")
+        for i, (kp, qset) in enumerate(zip(self.topology.keys, self.topology.qsets, strict=True)):
+            kind = self.byzantine.get(i)
+            if kind is None:
+                self.nodes.append(SimNode(self.world, i, kp, qset))
+            else:
+                self.nodes.append(make_byzantine(kind, self.world, i, kp, qset, byz_rng))
+
+    def _place_byzantine(self) -> dict[int, str]:
+        wanted = [kind for kind, count in self.scenario.byzantine for _ in range(count)]
+        candidates = list(self.topology.byzantine_candidates)
+        if len(wanted) > len(candidates):
+            raise UsageError(
+                f"{len(wanted)} Byzantine nodes asked for, but the {self.topology.name} topology of "
+                f"{self.topology.size} nodes has only {len(candidates)} places for them"
+            )
+        derive_rng(self.scenario.seed, "byzantine/placement").shuffle(candidates)
+        return dict(zip(sorted(candidates[: len(wanted)]), wanted, strict=True))
+
+    def _intact(self, well_behaved: set[int]) -> list[int]:
+        qsets = self.topology.qsets
+        ids = self.topology.node_ids
+        members = set(well_behaved)
+        while True:
+            present = {ids[i] for i in members}
+            dropped = {i for i in members if not quorum.is_quorum_slice(qsets[i], present)}
+            if not dropped:
+                return sorted(members)
+            members -= dropped
+
+    def run(self) -> SimResult:
+        scenario = self.scenario
+        for node in self.nodes:
+            node.start()
+        for crash in scenario.crashes:
+            node = self.nodes[crash.node]
+            self.clock.call_at(crash.at, node.crash)
+            if crash.restart is not None:
+                self.clock.call_at(crash.restart, node.start)
+        goal = len(self.intact) * scenario.slots
+        recorder = self.recorder
+        self.clock.run(scenario.time_limit, stop=lambda: recorder.watched_decided >= goal)
+        assert self.world.network is not None
+        return SimResult(
+            scenario,
+            self.topology,
+            recorder,
+            self.honest,
+            self.intact,
+            self.byzantine,
+            self.world.network.counters.as_dict(),
+            self.clock.now,
+            self.clock.events_run,
+        )
+
+
+def run(scenario: Scenario) -> SimResult:
+    return Simulation(scenario).run()
