@@ -1,0 +1,208 @@
+"""Per-core throughput of the envelope hot path: decode, encode, sign, verify.
+
+Every envelope a node receives is decoded and verified before anything else
+looks at it, so decode+verify bounds how many peers' messages one core can
+take. Run single-threaded:
+
+    .venv/bin/python bench/bench_envelopes.py            # print the table
+    .venv/bin/python bench/bench_envelopes.py --write    # and record it in docs/benchmarks.md
+
+The mix is the four pubnet envelopes plus generated, properly signed PREPARE,
+CONFIRM, EXTERNALIZE and NOMINATE envelopes whose values have the size of
+pubnet's StellarValue (152 bytes). Each figure is the best of several
+repetitions, which is the least disturbed by other processes on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import random
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import nacl.bindings
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from scpd.base.keys import Keypair, network_id, sign_statement, signature_payload, verify_envelope  # noqa: E402
+from scpd.base.types import (  # noqa: E402
+    SCPBallot,
+    SCPConfirm,
+    SCPEnvelope,
+    SCPExternalize,
+    SCPNomination,
+    SCPPrepare,
+    SCPStatement,
+)
+
+TESTDATA = Path("/work/shared/testdata/pubnet-scp-envelopes.json")
+DOC = REPO / "docs" / "benchmarks.md"
+SECTION = "## Envelopes (bench/bench_envelopes.py)"
+TARGET = 15_000
+VALUE_SIZE = 152  # a pubnet StellarValue
+
+
+def realistic_envelopes(passphrase: str, count: int) -> list[bytes]:
+    """Signed envelopes of the shapes and sizes a validator sees, from a fixed seed."""
+    rng = random.Random(1)
+    net_id = network_id(passphrase)
+    keys = [Keypair(rng.randbytes(32)) for _ in range(20)]
+    out = []
+    for i in range(count):
+        kp = keys[i % len(keys)]
+        qset_hash = rng.randbytes(32)
+
+        def value() -> bytes:
+            return rng.randbytes(VALUE_SIZE)
+
+        ballot = SCPBallot(rng.randrange(1, 5), value())
+        kind = i % 4
+        if kind == 0:
+            pledges: SCPPrepare | SCPConfirm | SCPExternalize | SCPNomination = SCPPrepare(
+                qset_hash, ballot, ballot, None if i % 8 else SCPBallot(1, value()), 1, ballot.counter
+            )
+        elif kind == 1:
+            pledges = SCPConfirm(ballot, ballot.counter, 1, ballot.counter, qset_hash)
+        elif kind == 2:
+            pledges = SCPExternalize(ballot, ballot.counter, qset_hash)
+        else:
+            votes = tuple(value() for _ in range(rng.randrange(1, 4)))
+            pledges = SCPNomination(qset_hash, votes, votes[: rng.randrange(0, len(votes) + 1)])
+        statement = SCPStatement(kp.public_key, 50_000_000 + i // 4, pledges)
+        out.append(sign_statement(kp, net_id, statement).to_xdr())
+    return out
+
+
+def best_rate(fn: Callable[[], object], items: int, seconds: float) -> float:
+    """Items per second of ``fn`` (which processes ``items`` items), best of repeated runs."""
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    while True:
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        best = min(best, elapsed)
+        if time.perf_counter() > deadline:
+            return items / best
+
+
+def measure(raws: list[bytes], net_id: bytes, seconds: float) -> list[tuple[str, float]]:
+    envelopes = [SCPEnvelope.from_xdr_with_statement(r) for r in raws]
+    statements = [e.statement for e, _ in envelopes]
+    signer = Keypair(bytes(range(32)))
+    payloads = [(signature_payload(net_id, s), e.signature, e.statement.node_id.ed25519) for e, s in envelopes]
+    assert all(verify_envelope(net_id, e, s) for e, s in envelopes), "benchmark envelopes must verify"
+    n = len(raws)
+
+    def decode() -> None:
+        for r in raws:
+            SCPEnvelope.from_xdr(r)
+
+    def encode() -> None:
+        for e, _ in envelopes:
+            e.to_xdr()
+
+    def sign() -> None:
+        for s in statements:
+            sign_statement(signer, net_id, s)
+
+    def verify() -> None:
+        for e, s in envelopes:
+            verify_envelope(net_id, e, s)
+
+    def decode_verify() -> None:
+        for r in raws:
+            e, s = SCPEnvelope.from_xdr_with_statement(r)
+            verify_envelope(net_id, e, s)
+
+    def raw_nacl_verify() -> None:
+        for message, signature, key in payloads:
+            nacl.bindings.crypto_sign_open(signature + message, key)
+
+    return [
+        ("decode SCPEnvelope", best_rate(decode, n, seconds)),
+        ("encode SCPEnvelope", best_rate(encode, n, seconds)),
+        ("sign (encode statement + Ed25519)", best_rate(sign, n, seconds)),
+        ("verify (statement bytes given)", best_rate(verify, n, seconds)),
+        ("decode + verify", best_rate(decode_verify, n, seconds)),
+        ("PyNaCl verify alone (reference)", best_rate(raw_nacl_verify, n, seconds)),
+    ]
+
+
+def render(rows: list[tuple[str, float]], n: int, mean_size: float) -> str:
+    lines = [
+        f"Single thread, {n} envelopes (4 pubnet + {n - 4} generated), mean size {mean_size:.0f} bytes.",
+        f"Target: decode + verify >= {TARGET:,} envelopes/s per core.",
+        "",
+        "| operation | envelopes/s | us/envelope |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {name} | {rate:,.0f} | {1e6 / rate:.1f} |" for name, rate in rows]
+    dv = dict(rows)["decode + verify"]
+    verdict = "met" if dv >= TARGET else "NOT met"
+    lines += ["", f"decode + verify: {dv:,.0f}/s, target {verdict}."]
+    return "\n".join(lines)
+
+
+def machine_header() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        "# Benchmarks\n\n"
+        "Figures are produced by the scripts in `bench/`; each script prints its table\n"
+        "and, with `--write`, replaces its own section below. Tests never assert on\n"
+        "speed; this page is where speed is recorded.\n\n"
+        f"Machine: {os.cpu_count()} cores (nproc), {cpu}, {platform.system()}, Python {platform.python_version()}.\n"
+    )
+
+
+def write_section(body: str, command: str) -> None:
+    text = DOC.read_text() if DOC.exists() else machine_header()
+    section = f"{SECTION}\n\nMeasured {time.strftime('%Y-%m-%d')} with `{command}`.\n\n{body}\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help=f"record the figures in {DOC.relative_to(REPO)}")
+    parser.add_argument("--seconds", type=float, default=2.0, help="time spent per operation (default 2)")
+    parser.add_argument("--generated", type=int, default=196, help="generated envelopes besides pubnet's")
+    args = parser.parse_args()
+
+    pubnet = json.loads(TESTDATA.read_text())
+    passphrase = pubnet["network_passphrase"]
+    raws = [base64.b64decode(e["xdr_base64"]) for e in pubnet["envelopes"]]
+    raws += realistic_envelopes(passphrase, args.generated)
+    rows = measure(raws, network_id(passphrase), args.seconds)
+    body = render(rows, len(raws), sum(map(len, raws)) / len(raws))
+    print(body)
+    if args.write:
+        command = (
+            "python bench/bench_envelopes.py" + "".join(f" {a}" for a in sys.argv[1:] if a != "--write") + " --write"
+        )
+        write_section(body, command)
+        print(f"\nwritten to {DOC.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
