@@ -40,3 +40,17 @@ class UsageError(ScpdError):
     """Bad input given to a CLI command."""
 
     exit_code = 2
+
+
+class OverlayError(ScpdError):
+    """A peer connection that breaks the overlay protocol (framing, handshake, authentication)."""
+
+
+class LedgerError(ScpdError):
+    """A ledger database that cannot be used (not scpd's, corrupt, truncated, newer schema) or a refused write."""
+
+    exit_code = 2
+
+
+class ConsensusError(ScpdError):
+    """The consensus core was misused by its caller or reached a state it must never reach."""

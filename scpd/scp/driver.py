@@ -154,18 +154,25 @@ class Driver:
     def get_quorum_set(self, qset_hash: bytes) -> SCPQuorumSet | None:
         """Return the quorum set with this hash, or None if not (yet) known.
 
-        A statement whose quorum set is unknown is treated as not yet usable:
-        the core keeps it but it counts towards nothing until a later call
-        returns the set (stellar-core's "fetching" state is the driver's job).
-        The local node's own set is always found by the core without asking.
+        A statement whose quorum set is unknown is kept but counts in no
+        quorum until a later call returns the set (fetching it is the
+        driver's job); it can still be part of a v-blocking set, which only
+        depends on the local quorum set. Sets that are found are cached by
+        the core. The local node's own set is found without asking.
         """
         raise NotImplementedError
 
     # -- values ------------------------------------------------------------
 
     def validate_value(self, slot_index: int, value: bytes, nomination: bool) -> ValidationLevel:
-        """Judge a value seen in a statement; the default accepts everything."""
-        return ValidationLevel.MAYBE_VALID
+        """Judge a value seen in a statement; the default accepts everything as FULLY_VALID.
+
+        ``nomination`` tells whether the value comes from a NOMINATE (True)
+        or a ballot statement (False). INVALID makes the whole statement
+        invalid; MAYBE_VALID is taken part in but never nominated or echoed,
+        and it stops the slot from emitting.
+        """
+        return ValidationLevel.FULLY_VALID
 
     def extract_valid_value(self, slot_index: int, value: bytes) -> bytes | None:
         """Turn an invalid value into a valid one if possible (e.g. strip bad parts)."""

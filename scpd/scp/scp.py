@@ -27,7 +27,9 @@ from typing import Any
 
 from scpd.base import quorum
 from scpd.base.types import NodeID, SCPEnvelope, SCPQuorumSet
+from scpd.errors import ConsensusError
 from scpd.scp.driver import Driver, EnvelopeState
+from scpd.scp.federated import QuorumSetCache
 from scpd.scp.local_node import LocalNode
 from scpd.scp.slot import Slot
 
@@ -45,6 +47,7 @@ class SCP:
         quorum.check_sanity(quorum_set)
         self.driver = driver
         self.local_node = LocalNode(node_id, is_validator, quorum_set)
+        self._qsets = QuorumSetCache(driver, self.local_node)
         self._slots: dict[int, Slot] = {}
 
     # -- local node --------------------------------------------------------
@@ -98,6 +101,17 @@ class SCP:
         assert slot is not None
         return slot.nominate(value, prev_value, timed_out=False)
 
+    def bump_state(self, slot_index: int, value: bytes, force: bool = True) -> bool:
+        """Move the slot's ballot protocol to its next ballot with ``value``.
+
+        The daemon never needs this (nomination starts balloting by itself);
+        it exists for tests and tools, like stellar-core's ``bumpState``.
+        Returns True if a new ballot was adopted (and emitted).
+        """
+        slot = self._get_slot(slot_index, create=True)
+        assert slot is not None
+        return slot.bump_state(value, force)
+
     def stop_nomination(self, slot_index: int) -> None:
         """Stop the nomination rounds of a slot (its timer is stopped)."""
         slot = self._get_slot(slot_index, create=False)
@@ -110,11 +124,13 @@ class SCP:
         Call after a restart, before any other input for the slot, with the
         last NOMINATE and/or the last ballot envelope the node emitted. The
         node adopts that state without emitting, so it never contradicts
-        what it sent before the crash. Raises ``ValueError`` for an envelope
-        that is not the local node's or is not sane.
+        what it sent before the crash (an EXTERNALIZE restores the decision
+        without calling ``value_externalized`` again). Raises
+        ``ConsensusError`` for an envelope that is not the local node's for
+        this slot, is not sane, or comes after the phase already started.
         """
         if envelope.statement.node_id != self.node_id or envelope.statement.slot_index != slot_index:
-            raise ValueError("set_state_from_envelope: envelope is not the local node's for this slot")
+            raise ConsensusError("set_state_from_envelope: envelope is not the local node's for this slot")
         slot = self._get_slot(slot_index, create=True)
         assert slot is not None
         slot.set_state_from_envelope(envelope)
@@ -186,6 +202,6 @@ class SCP:
     def _get_slot(self, slot_index: int, create: bool) -> Slot | None:
         slot = self._slots.get(slot_index)
         if slot is None and create:
-            slot = Slot(slot_index, self.driver, self.local_node)
+            slot = Slot(slot_index, self.driver, self.local_node, self._qsets)
             self._slots[slot_index] = slot
         return slot

@@ -1,0 +1,315 @@
+"""The nomination protocol of one slot (draft 3.3, Simplified SCP "Nomination").
+
+Theory of operation
+-------------------
+Nomination is federated voting on "nominate x" for many values x at once.
+Each node keeps three growing sets: ``votes`` (X, values it votes to
+nominate), ``accepted`` (Y, values it accepted as nominated) and
+``candidates`` (Z, values it confirmed nominated). A NOMINATE statement
+carries X and Y; it supersedes the sender's previous one only if neither set
+shrank and one grew.
+
+Rounds and leaders. ``nominate`` starts round 1 and each expiry of the
+NOMINATION timer starts the next round (timeouts escalate through
+``Driver.compute_timeout``). Every round adds the node(s) of highest
+priority among this round's neighbors to the set of round leaders; leaders
+accumulate, so a dead leader is eventually outnumbered. Only a leader
+introduces a new value: the local node votes for its own value when it is a
+leader, and otherwise echoes one value per leader, taken from the leader's
+accepted set first and from its votes only if nothing there is new.
+
+Votes stop as soon as any value is confirmed nominated (a candidate exists):
+no more echoing, the round timer is stopped. Accepting continues, so that
+members of an intact set confirm each other's values. Each time the
+candidates grow, the driver combines them into the composite value, which
+starts the ballot protocol (or is used at its next bump).
+
+Statement sanity lives here too: votes and accepted strictly sorted, not both
+empty, every value not INVALID for the driver.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+from scpd.base import quorum
+from scpd.base.types import NodeID, SCPEnvelope, SCPNomination, SCPStatement
+from scpd.errors import ConsensusError
+from scpd.scp.driver import UINT64_MAX, EnvelopeState, TimerId, ValidationLevel
+from scpd.scp.federated import StatementPredicate
+
+if TYPE_CHECKING:
+    from scpd.scp.slot import Slot
+
+__all__ = ["NominationProtocol", "is_newer_nomination", "is_sane_nomination"]
+
+
+def _strictly_sorted(values: tuple[bytes, ...]) -> bool:
+    return all(a < b for a, b in pairwise(values))
+
+
+def is_sane_nomination(nom: SCPNomination) -> bool:
+    """Votes and accepted strictly sorted (so no duplicates) and not both empty."""
+    return bool(nom.votes or nom.accepted) and _strictly_sorted(nom.votes) and _strictly_sorted(nom.accepted)
+
+
+def is_newer_nomination(old: SCPNomination, new: SCPNomination) -> bool:
+    """``new`` supersedes ``old``: neither set shrank and at least one grew."""
+    old_votes, new_votes = set(old.votes), set(new.votes)
+    old_acc, new_acc = set(old.accepted), set(new.accepted)
+    if not (old_votes <= new_votes and old_acc <= new_acc):
+        return False
+    return len(new_votes) > len(old_votes) or len(new_acc) > len(old_acc)
+
+
+class NominationProtocol:
+    """The nomination state machine of one slot (owned by :class:`Slot`)."""
+
+    def __init__(self, slot: Slot) -> None:
+        self._slot = slot
+        self.round_number = 0
+        self.started = False
+        self.previous_value = b""
+        self.round_leaders: set[NodeID] = set()
+        self.votes: set[bytes] = set()
+        self.accepted: set[bytes] = set()
+        self.candidates: set[bytes] = set()
+        self.latest_composite: bytes | None = None
+        self.latest: dict[NodeID, SCPEnvelope] = {}
+        self.last_envelope: SCPEnvelope | None = None
+        self.timer_armed = False
+
+    # -- receiving ---------------------------------------------------------
+
+    def process_envelope(self, envelope: SCPEnvelope, self_envelope: bool) -> EnvelopeState:
+        st = envelope.statement
+        nom = st.pledges
+        assert isinstance(nom, SCPNomination)
+        if not self._is_sane(st, nom):
+            if self_envelope:
+                raise ConsensusError("nomination produced an insane statement")
+            return EnvelopeState.INVALID
+        old = self.latest.get(st.node_id)
+        if old is not None:
+            old_nom = old.statement.pledges
+            assert isinstance(old_nom, SCPNomination)
+            if not is_newer_nomination(old_nom, nom):
+                if self_envelope:
+                    raise ConsensusError("nomination produced a stale statement")
+                return EnvelopeState.VALID
+        self.latest[st.node_id] = envelope
+        if self.started:
+            self._advance(st.node_id, nom)
+        return EnvelopeState.VALID
+
+    def _is_sane(self, st: SCPStatement, nom: SCPNomination) -> bool:
+        if not is_sane_nomination(nom):
+            return False
+        qset = self._slot.qset_of_statement(st)
+        if qset is not None and not self._slot.qset_is_sane(qset):
+            return False
+        for v in (*nom.votes, *nom.accepted):
+            if self._slot.validate_value(v, nomination=True) == ValidationLevel.INVALID:
+                return False
+        return True
+
+    def _advance(self, sender: NodeID, nom: SCPNomination) -> None:
+        modified = False
+        new_candidates = False
+        # Promote votes to accepted: a quorum voted-or-accepted, or a v-blocking set accepted.
+        for v in nom.votes:
+            if v in self.accepted:
+                continue
+            if self._slot.federated_accept(self.latest, _votes_for(v), _accepts(v)):
+                if self._slot.validate_value(v, nomination=True) == ValidationLevel.FULLY_VALID:
+                    self.accepted.add(v)
+                    self.votes.add(v)
+                    modified = True
+                else:
+                    # It made it far: vote for a valid variation if there is one.
+                    variant = self._slot.driver.extract_valid_value(self._slot.slot_index, v)
+                    if variant and variant not in self.votes:
+                        self.votes.add(variant)
+                        modified = True
+        # Promote accepted values to candidates: a quorum accepted.
+        for a in sorted(self.accepted - self.candidates):
+            if self._slot.federated_ratify(self.latest, _accepts(a)):
+                self.candidates.add(a)
+                new_candidates = True
+                self.stop_timer()  # no more rounds: votes stop once a value is confirmed
+        # Echo a round leader's value, only while looking for candidates.
+        if not self.candidates and sender in self.round_leaders:
+            new_vote = self._new_value_from(nom)
+            if new_vote is not None:
+                self.votes.add(new_vote)
+                modified = True
+                self._slot.driver.nominating_value(self._slot.slot_index, new_vote)
+        if modified:
+            self._emit_nomination()
+        if new_candidates:
+            composite = self._slot.driver.combine_candidates(self._slot.slot_index, frozenset(self.candidates))
+            if composite is not None:
+                self.latest_composite = composite
+                self._slot.driver.updated_candidate_value(self._slot.slot_index, composite)
+                self._slot.bump_state(composite, force=False)
+
+    # -- leaders -----------------------------------------------------------
+
+    def _hash_node(self, is_priority: bool, node: NodeID) -> int:
+        return self._slot.driver.compute_hash_node(
+            self._slot.slot_index, self.previous_value, is_priority, self.round_number, node
+        )
+
+    def _node_priority(self, node: NodeID, qset: Any) -> int:
+        """priority(n, v) if v is in neighbors(n), else 0."""
+        local_id = self._slot.local_node.node_id
+        if node == local_id:
+            bound = UINT64_MAX
+        else:
+            w = self._slot.driver.get_node_weight(node, qset, False)
+            bound = (w.numerator * UINT64_MAX) // w.denominator
+        if bound > 0 and self._hash_node(False, node) <= bound:
+            return self._hash_node(True, node)
+        return 0
+
+    def _update_round_leaders(self) -> None:
+        """Add this round's top-priority neighbors (ties included) to the leaders."""
+        local_id = self._slot.local_node.node_id
+        qset = quorum.normalize(self._slot.local_node.quorum_set, remove=local_id)
+        leaders = {local_id}
+        top = self._node_priority(local_id, qset)
+        for node in sorted(quorum.all_validators(qset)):
+            w = self._node_priority(node, qset)
+            if w > top:
+                top = w
+                leaders = set()
+            if w == top and w > 0:
+                leaders.add(node)
+        self.round_leaders |= leaders
+
+    def _new_value_from(self, nom: SCPNomination) -> bytes | None:
+        """The new value to echo from a leader: its accepted values first, then its votes.
+
+        Among the valid values we do not vote for yet, the one with the
+        highest value hash wins, so every echoing node picks the same one.
+        """
+        for values in (nom.accepted, nom.votes):
+            best: bytes | None = None
+            best_hash = -1
+            for value in values:
+                if self._slot.validate_value(value, nomination=True) == ValidationLevel.FULLY_VALID:
+                    candidate: bytes | None = value
+                else:
+                    candidate = self._slot.driver.extract_valid_value(self._slot.slot_index, value)
+                if not candidate or candidate in self.votes:
+                    continue
+                h = self._slot.driver.compute_value_hash(
+                    self._slot.slot_index, self.previous_value, self.round_number, candidate
+                )
+                if h >= best_hash:
+                    best, best_hash = candidate, h
+            if best is not None:
+                return best
+        return None
+
+    # -- rounds ------------------------------------------------------------
+
+    def nominate(self, value: bytes, previous_value: bytes, timed_out: bool) -> bool:
+        """Run the next round; return True if our votes grew (and were emitted)."""
+        if timed_out and not self.started:
+            return False
+        if self.candidates:
+            return False  # votes stop once a value is confirmed nominated
+        self.started = True
+        self.previous_value = previous_value
+        self.round_number += 1
+        self._update_round_leaders()
+        updated = False
+        driver, index = self._slot.driver, self._slot.slot_index
+        if self._slot.local_node.node_id in self.round_leaders:
+            if value not in self.votes:
+                self.votes.add(value)
+                updated = True
+            driver.nominating_value(index, value)
+        for leader in sorted(self.round_leaders):
+            env = self.latest.get(leader)
+            if env is None:
+                continue
+            new_vote = self._new_value_from(_nom(env.statement))
+            if new_vote is not None:
+                self.votes.add(new_vote)
+                updated = True
+                driver.nominating_value(index, new_vote)
+        timeout = driver.compute_timeout(self.round_number, True)
+        self.timer_armed = True
+        driver.setup_timer(index, TimerId.NOMINATION, timeout, lambda: self._timer_expired(value, previous_value))
+        if updated:
+            self._emit_nomination()
+        return updated
+
+    def _timer_expired(self, value: bytes, previous_value: bytes) -> None:
+        self.timer_armed = False
+        self.nominate(value, previous_value, timed_out=True)
+
+    def stop(self) -> None:
+        """Stop running rounds; statements are still recorded."""
+        self.started = False
+        self.stop_timer()
+
+    def stop_timer(self) -> None:
+        if self.timer_armed:
+            self.timer_armed = False
+            self._slot.driver.stop_timer(self._slot.slot_index, TimerId.NOMINATION)
+
+    # -- emitting ----------------------------------------------------------
+
+    def _emit_nomination(self) -> None:
+        local = self._slot.local_node
+        nom = SCPNomination(local.quorum_set_hash, tuple(sorted(self.votes)), tuple(sorted(self.accepted)))
+        envelope = self._slot.create_envelope(SCPStatement(local.node_id, self._slot.slot_index, nom))
+        self._slot.process_envelope(envelope, self_envelope=True)
+        last = self.last_envelope
+        if last is None or is_newer_nomination(_nom(last.statement), nom):
+            self.last_envelope = envelope
+            if self._slot.fully_validated:
+                self._slot.driver.emit_envelope(envelope)
+
+    # -- restore and queries -----------------------------------------------
+
+    def set_state_from_envelope(self, envelope: SCPEnvelope) -> None:
+        if self.started:
+            raise ConsensusError("cannot restore nomination state after nomination started")
+        nom = _nom(envelope.statement)
+        if not is_sane_nomination(nom):
+            raise ConsensusError("cannot restore from an insane nomination statement")
+        self.latest[envelope.statement.node_id] = envelope
+        self.accepted.update(nom.accepted)
+        self.votes.update(nom.votes)
+        self.last_envelope = envelope
+
+    def snapshot(self, value_str: Any) -> dict[str, Any]:
+        return {
+            "round": self.round_number,
+            "started": self.started,
+            "round_leaders": sorted(str(n) for n in self.round_leaders),
+            "votes": [value_str(v) for v in sorted(self.votes)],
+            "accepted": [value_str(v) for v in sorted(self.accepted)],
+            "candidates": [value_str(v) for v in sorted(self.candidates)],
+            "latest_composite": None if self.latest_composite is None else value_str(self.latest_composite),
+            "heard_from": sorted(str(n) for n in self.latest),
+        }
+
+
+def _nom(st: SCPStatement) -> SCPNomination:
+    pl = st.pledges
+    assert isinstance(pl, SCPNomination)
+    return pl
+
+
+def _votes_for(value: bytes) -> StatementPredicate:
+    return lambda st: value in _nom(st).votes
+
+
+def _accepts(value: bytes) -> StatementPredicate:
+    return lambda st: value in _nom(st).accepted
