@@ -1,0 +1,592 @@
+"""The overlay manager: who we are connected to, and flooding between them.
+
+Theory of operation: the ``Overlay`` owns a listening socket, a set of
+authenticated ``Peer`` objects (at most one per node id) and a maintenance
+task. The maintenance task keeps configured ("preferred") addresses connected,
+redialing each with exponential backoff and jitter, and fills up to
+``target_connections`` from addresses learned through PEERS messages. Inbound
+connections are accepted up to ``max_inbound``.
+
+Every authenticated message other than keep-alives goes through
+``_dispatch``. Flooded kinds (SCP envelopes, transactions) pass the
+floodgate first, so the consumer's handler sees each one exactly once; the
+handler's ``Verdict`` decides whether it is relayed to every other peer
+(ACCEPT), dropped quietly (IGNORE) or held against the sender (REJECT). A
+handler that needs time (waiting for a quorum set) returns IGNORE and calls
+``relay`` later; it must not wait inside the handler, because the sender's
+next messages (including the quorum set it waits for) are read only after the
+handler returns. Answers to ``fetch_quorum_set`` / ``fetch_tx_set`` are matched
+here, by hash; unsolicited answers and all requests go to the handler.
+
+Misbehaviour points accumulate per node id; past ``ban_threshold`` the peer
+is disconnected and banned (node id and address) for ``ban_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+
+import structlog
+
+from scpd.base.keys import Keypair, network_id
+from scpd.base.quorum import quorum_set_hash
+from scpd.base.types import NodeID, SCPQuorumSet
+from scpd.errors import OverlayError, ScpdError
+from scpd.node.overlay.backoff import Backoff
+from scpd.node.overlay.bans import BanList
+from scpd.node.overlay.floodgate import DEFAULT_FLOOD_MEMORY, Floodgate
+from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, encode_frame
+from scpd.node.overlay.handshake import Handshake, HandshakeError, HandshakeResult, perform_handshake
+from scpd.node.overlay.messages import (
+    FLOODED_TYPES,
+    MAX_PEER_ADDRESSES,
+    Auth,
+    DontHave,
+    ErrorCode,
+    ErrorMessage,
+    GetQuorumSet,
+    GetTxSet,
+    Hello,
+    MessageType,
+    OverlayMessage,
+    PeerAddress,
+    Peers,
+    QuorumSetMessage,
+    TxSetMessage,
+    encode_message,
+    message_hash,
+)
+from scpd.node.overlay.peer import Peer, PeerSettings
+from scpd.node.overlay.requests import PendingRequests
+
+__all__ = ["Handler", "Overlay", "OverlayConfig", "OverlayStats", "Verdict"]
+
+log = structlog.get_logger(__name__)
+
+
+class Verdict(Enum):
+    """The consumer's judgement of an incoming message."""
+
+    ACCEPT = "accept"  # new and valid: relay it (flooded kinds)
+    IGNORE = "ignore"  # not worth relaying, but not the sender's fault
+    REJECT = "reject"  # invalid: score the sender
+
+
+Handler = Callable[[Peer, OverlayMessage], Verdict | Awaitable[Verdict | None] | None]
+
+REJECT_POINTS = 25
+PROTOCOL_POINTS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayConfig:
+    network_passphrase: str
+    listen_host: str = "127.0.0.1"
+    listen_port: int | None = 0  # None: do not accept inbound connections
+    peers: tuple[PeerAddress, ...] = ()  # preferred: always kept connected
+    target_connections: int = 8
+    max_inbound: int = 64
+    max_frame: int = DEFAULT_MAX_FRAME
+    send_queue_size: int = 1024
+    ping_interval: float = 5.0
+    idle_timeout: float = 30.0
+    write_timeout: float = 10.0
+    handshake_timeout: float = 5.0
+    connect_timeout: float = 5.0
+    ban_threshold: int = 100
+    ban_seconds: float = 600.0
+    flood_memory: int = DEFAULT_FLOOD_MEMORY
+    max_known_addresses: int = 1000
+    max_pending_requests: int = 1024
+    maintenance_interval: float = 1.0
+    share_peers: bool = True
+    backoff: Backoff = field(default_factory=Backoff)
+
+    def peer_settings(self) -> PeerSettings:
+        return PeerSettings(
+            max_frame=self.max_frame,
+            send_queue_size=self.send_queue_size,
+            ping_interval=self.ping_interval,
+            idle_timeout=self.idle_timeout,
+            write_timeout=self.write_timeout,
+        )
+
+
+@dataclass(slots=True)
+class OverlayStats:
+    """Counters for metrics (and for tests that wait for flooding to settle)."""
+
+    flood_sent: int = 0
+    flood_received: int = 0
+    flood_duplicates: int = 0
+    handshakes_ok: int = 0
+    handshakes_failed: int = 0
+    peers_dropped: int = 0
+    bans: int = 0
+
+
+@dataclass(slots=True)
+class _DialState:
+    failures: int = 0
+    next_attempt: float = 0.0
+
+
+class Overlay:
+    """Peer connections of one node; ``start`` it, give it a handler, ``stop`` it."""
+
+    def __init__(
+        self,
+        keypair: Keypair,
+        config: OverlayConfig,
+        handler: Handler,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.keypair = keypair
+        self.node_id: NodeID = keypair.public_key
+        self.config = config
+        self.network_id = network_id(config.network_passphrase)
+        self.stats = OverlayStats()
+        self._handler = handler
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._settings = config.peer_settings()
+        self._peers: dict[NodeID, Peer] = {}
+        self._floodgate = Floodgate(config.flood_memory)
+        self._bans = BanList(clock)
+        self._scores: OrderedDict[NodeID, int] = OrderedDict()
+        self._qsets: PendingRequests[SCPQuorumSet] = PendingRequests(config.max_pending_requests)
+        self._txsets: PendingRequests[bytes] = PendingRequests(config.max_pending_requests)
+        self._preferred: set[PeerAddress] = set(config.peers)
+        self._known: OrderedDict[PeerAddress, None] = OrderedDict((a, None) for a in config.peers)
+        self._dial: dict[PeerAddress, _DialState] = {}
+        self._dialing: set[PeerAddress] = set()
+        self._address_node: dict[PeerAddress, NodeID] = {}
+        self._self_addresses: set[PeerAddress] = set()
+        self._inbound_pending = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._maintenance: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._running = False
+        self.listen_port = 0
+
+    # ----- lifecycle -----------------------------------------------------
+
+    async def start(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        if self.config.listen_port is not None:
+            self._server = await asyncio.start_server(
+                self._on_inbound, self.config.listen_host, self.config.listen_port
+            )
+            self.listen_port = self._server.sockets[0].getsockname()[1]
+        self._maintenance = asyncio.create_task(self._maintain_loop(), name="overlay-maintenance")
+        log.info("overlay started", node=str(self.node_id), port=self.listen_port)
+
+    async def stop(self, flush_timeout: float = 1.0) -> None:
+        """Stop accepting, flush what is queued (bounded), close every peer, end every task."""
+        if not self._running:
+            return
+        self._running = False
+        if self._server is not None:
+            self._server.close()
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        peers = list(self._peers.values())
+        await asyncio.gather(*(p.flush(flush_timeout) for p in peers))
+        for peer in peers:
+            peer.close("overlay shutting down", error=ErrorMessage(ErrorCode.MISC, "shutting down"))
+        await asyncio.gather(*(p.wait_closed() for p in peers), return_exceptions=True)
+        pending = [t for t in (self._maintenance, *self._tasks) if t is not None]
+        await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+        self._qsets.cancel_all()
+        self._txsets.cancel_all()
+
+    async def __aenter__(self) -> Overlay:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ----- queries -------------------------------------------------------
+
+    @property
+    def peers(self) -> list[Peer]:
+        return list(self._peers.values())
+
+    def peer(self, node_id: NodeID) -> Peer | None:
+        return self._peers.get(node_id)
+
+    @property
+    def known_addresses(self) -> list[PeerAddress]:
+        return list(self._known)
+
+    def dial_failures(self, address: PeerAddress) -> int:
+        """Consecutive failed dials of an address (0 after a success)."""
+        state = self._dial.get(address)
+        return 0 if state is None else state.failures
+
+    def is_banned(self, key: NodeID | PeerAddress) -> bool:
+        return self._bans.is_banned(key)
+
+    # ----- addresses and dialing ----------------------------------------
+
+    def add_address(self, address: PeerAddress, *, preferred: bool = False) -> None:
+        """Learn an address; preferred ones are always kept connected."""
+        if preferred:
+            self._preferred.add(address)
+        if address not in self._known:
+            if len(self._known) >= self.config.max_known_addresses:
+                victim = next((a for a in self._known if a not in self._preferred), None)
+                if victim is None:
+                    return
+                del self._known[victim]
+                self._dial.pop(victim, None)
+            self._known[address] = None
+        self._wake.set()
+
+    async def connect(self, address: PeerAddress) -> Peer:
+        """Dial one address once and return the authenticated peer; raises ``OverlayError``."""
+        self._dialing.add(address)
+        writer: asyncio.StreamWriter | None = None
+        try:
+            try:
+                async with asyncio.timeout(self.config.connect_timeout):
+                    reader, writer = await asyncio.open_connection(address.host, address.port)
+            except (OSError, TimeoutError) as exc:
+                raise OverlayError(f"cannot connect to {address}: {exc or 'timed out'}") from None
+            result = await self._handshake(reader, writer, initiator=True)
+            self._address_node[address] = result.node_id
+            return self._admit(result, reader, writer, outbound=True, address=address)
+        except HandshakeError as exc:
+            if exc.code == ErrorCode.SELF:
+                self._self_addresses.add(address)
+            raise
+        except BaseException:
+            if writer is not None:
+                writer.transport.abort()
+            raise
+        finally:
+            self._dialing.discard(address)
+
+    def _address_connected(self, address: PeerAddress) -> bool:
+        if address in self._dialing:
+            return True
+        node = self._address_node.get(address)
+        if node is not None and node in self._peers:
+            return True
+        return any(p.address == address for p in self._peers.values())
+
+    def _dialable(self, address: PeerAddress, now: float) -> bool:
+        state = self._dial.get(address)
+        return (
+            address not in self._self_addresses
+            and not self._address_connected(address)
+            and not self._bans.is_banned(address)
+            and (state is None or state.next_attempt <= now)
+        )
+
+    def _maintain(self) -> None:
+        """One round: dial preferred addresses that are down, then top up to the target."""
+        now = self._clock()
+        for address in sorted(self._preferred):
+            if self._dialable(address, now):
+                self._spawn_dial(address)
+        missing = self.config.target_connections - len(self._peers) - len(self._dialing)
+        if missing <= 0:
+            return
+        candidates = [a for a in self._known if a not in self._preferred and self._dialable(a, now)]
+        self._rng.shuffle(candidates)
+        for address in candidates[:missing]:
+            self._spawn_dial(address)
+
+    def _spawn_dial(self, address: PeerAddress) -> None:
+        self._dialing.add(address)
+        self._spawn(self._dial_once(address), f"dial-{address}")
+
+    async def _dial_once(self, address: PeerAddress) -> None:
+        state = self._dial.setdefault(address, _DialState())
+        try:
+            await self.connect(address)
+        except OverlayError as exc:
+            state.failures += 1
+            state.next_attempt = self._clock() + self.config.backoff.delay(state.failures)
+            log.debug("dial failed", address=str(address), error=str(exc), failures=state.failures)
+        else:
+            state.failures = 0
+            state.next_attempt = 0.0
+
+    async def _maintain_loop(self) -> None:
+        while True:
+            self._maintain()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.maintenance_interval):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        async def run() -> None:
+            await coro
+
+        task = asyncio.create_task(run(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ----- accepting and admitting --------------------------------------
+
+    async def _on_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        inbound = sum(1 for p in self._peers.values() if not p.outbound) + self._inbound_pending
+        if not self._running or inbound >= self.config.max_inbound:
+            with contextlib.suppress(OSError, OverlayError):
+                writer.write(encode_frame(encode_message(ErrorMessage(ErrorCode.LOAD, "too many connections"))))
+            writer.transport.close()
+            return
+        self._inbound_pending += 1
+        try:
+            result = await self._handshake(reader, writer, initiator=False)
+            host = writer.get_extra_info("peername")[0]
+            port = result.peer_hello.listening_port
+            address = PeerAddress(host, port) if port else None
+            self._admit(result, reader, writer, outbound=False, address=address)
+            if address is not None:
+                self.add_address(address)
+        except OverlayError as exc:
+            log.debug("inbound refused", error=str(exc))
+            writer.transport.abort()
+        except BaseException:
+            writer.transport.abort()
+            raise
+        finally:
+            self._inbound_pending -= 1
+
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, initiator: bool
+    ) -> HandshakeResult:
+        handshake = Handshake(self.keypair, self.network_id, self.listen_port, initiator)
+        try:
+            async with asyncio.timeout(self.config.handshake_timeout):
+                result = await perform_handshake(
+                    reader, writer, handshake, max_frame=self.config.max_frame, check_hello=self._check_hello
+                )
+        except TimeoutError:
+            self.stats.handshakes_failed += 1
+            raise HandshakeError("handshake timed out") from None
+        except (ConnectionError, OSError) as exc:
+            self.stats.handshakes_failed += 1
+            raise HandshakeError(f"connection lost during handshake: {exc}") from None
+        except OverlayError:
+            self.stats.handshakes_failed += 1
+            raise
+        self.stats.handshakes_ok += 1
+        return result
+
+    def _check_hello(self, hello: Hello) -> None:
+        if self._bans.is_banned(hello.node_id):
+            raise HandshakeError(f"node {hello.node_id} is banned", ErrorCode.BANNED)
+
+    def _admit(
+        self,
+        result: HandshakeResult,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        outbound: bool,
+        address: PeerAddress | None,
+    ) -> Peer:
+        node = result.node_id
+        existing = self._peers.get(node)
+        if existing is not None:
+            if not self._new_connection_wins(existing, outbound, node):
+                error = ErrorMessage(ErrorCode.DUPLICATE, "already connected")
+                with contextlib.suppress(OSError, OverlayError):
+                    writer.write(encode_frame(result.session.seal(error), self.config.max_frame))
+                writer.transport.close()
+                raise HandshakeError(f"already connected to {node}", ErrorCode.DUPLICATE)
+            existing.close("replaced by a newer connection", error=ErrorMessage(ErrorCode.DUPLICATE, "replaced"))
+        peer = Peer(
+            result.peer_hello,
+            result.session,
+            reader,
+            writer,
+            outbound=outbound,
+            address=address,
+            settings=self._settings,
+            on_message=self._dispatch,
+            on_close=self._on_peer_closed,
+            on_score=self._on_score,
+            clock=self._clock,
+        )
+        self._peers[node] = peer
+        peer.start()
+        if self.config.share_peers:
+            self._send_peers(peer)
+        log.info("peer connected", peer=str(node), outbound=outbound, address=str(address))
+        return peer
+
+    def _new_connection_wins(self, existing: Peer, new_outbound: bool, node: NodeID) -> bool:
+        """Both sides must keep the same one of two crossing connections.
+
+        Between an inbound and an outbound connection, keep the one dialed by
+        the smaller node id (both ends compute the same answer). Two in the
+        same direction mean the peer reconnected: the old one is stale.
+        """
+        if existing.outbound == new_outbound:
+            return True
+        new_initiator = self.node_id if new_outbound else node
+        return new_initiator == min(self.node_id, node)
+
+    def _on_peer_closed(self, peer: Peer, reason: str) -> None:
+        if self._peers.get(peer.node_id) is peer:
+            del self._peers[peer.node_id]
+            self._floodgate.forget_peer(peer.node_id)
+            self._qsets.peer_gone(peer.node_id)
+            self._txsets.peer_gone(peer.node_id)
+            self.stats.peers_dropped += 1
+            log.info("peer disconnected", peer=str(peer.node_id), reason=reason)
+        self._wake.set()
+
+    # ----- misbehaviour ----------------------------------------------------
+
+    def _on_score(self, peer: Peer, reason: str, points: int) -> None:
+        total = self._scores.pop(peer.node_id, 0) + points
+        self._scores[peer.node_id] = total
+        while len(self._scores) > 4096:
+            self._scores.popitem(last=False)
+        log.info("peer misbehaved", peer=str(peer.node_id), reason=reason, points=points, total=total)
+        if total >= self.config.ban_threshold:
+            self.ban(peer.node_id, peer.address)
+
+    def ban(self, node: NodeID, address: PeerAddress | None = None, seconds: float | None = None) -> None:
+        """Ban a node (and its address) and drop its connection."""
+        duration = self.config.ban_seconds if seconds is None else seconds
+        self._bans.ban(node, duration)
+        if address is not None:
+            self._bans.ban(address, duration)
+        self._scores.pop(node, None)
+        self.stats.bans += 1
+        peer = self._peers.get(node)
+        if peer is not None:
+            peer.close("banned for misbehaviour", error=ErrorMessage(ErrorCode.BANNED, "banned for misbehaviour"))
+
+    # ----- messages --------------------------------------------------------
+
+    async def _dispatch(self, peer: Peer, message: OverlayMessage, encoded: bytes) -> None:
+        kind = message.TYPE
+        if kind in FLOODED_TYPES:
+            await self._dispatch_flooded(peer, message, encoded)
+        elif isinstance(message, QuorumSetMessage):
+            if not self._qsets.resolve(quorum_set_hash(message.quorum_set), message.quorum_set):
+                await self._call_handler(peer, message)
+        elif isinstance(message, TxSetMessage):
+            if not self._txsets.resolve(message.item_hash, message.payload):
+                await self._call_handler(peer, message)
+        elif isinstance(message, DontHave):
+            table = self._qsets if message.request_type == MessageType.GET_SCP_QUORUMSET else self._txsets
+            table.refuse(message.item_hash, peer.node_id)
+        elif isinstance(message, Peers):
+            own = PeerAddress(self.config.listen_host, self.listen_port) if self.listen_port else None
+            for address in message.addresses:
+                if address != own:
+                    self.add_address(address)
+        elif isinstance(message, (Hello, Auth)):
+            peer.score(f"{MessageType(kind).name} after the handshake", PROTOCOL_POINTS)
+        else:
+            await self._call_handler(peer, message)
+
+    async def _dispatch_flooded(self, peer: Peer, message: OverlayMessage, encoded: bytes) -> None:
+        digest = message_hash(encoded)
+        try:
+            if not self._floodgate.add(digest, peer.node_id):
+                self.stats.flood_duplicates += 1
+                return
+            if await self._call_handler(peer, message) is Verdict.ACCEPT:
+                self._flood(digest, encoded)
+        finally:
+            self.stats.flood_received += 1
+
+    async def _call_handler(self, peer: Peer, message: OverlayMessage) -> Verdict:
+        try:
+            result = self._handler(peer, message)
+            if inspect.isawaitable(result):
+                result = await result
+        except ScpdError as exc:
+            peer.score(f"invalid {type(message).__name__}: {exc}", REJECT_POINTS)
+            return Verdict.REJECT
+        verdict = Verdict.IGNORE if result is None else result
+        if verdict is Verdict.REJECT:
+            peer.score(f"rejected {type(message).__name__}", REJECT_POINTS)
+        return verdict
+
+    def _flood(self, digest: bytes, encoded: bytes, targets: Iterable[NodeID] | None = None) -> int:
+        if targets is None:
+            targets = self._floodgate.targets(digest, self._peers)
+        sent = 0
+        for node in targets:
+            peer = self._peers.get(node)
+            if peer is not None and peer.send_encoded(encoded):
+                sent += 1
+        self.stats.flood_sent += sent
+        return sent
+
+    def relay(self, message: OverlayMessage, origin: Peer | None = None) -> int:
+        """Send a flooded message to every peer that does not have it yet; returns how many."""
+        encoded = encode_message(message)
+        digest = message_hash(encoded)
+        self._floodgate.add(digest, origin.node_id if origin is not None else None)
+        return self._flood(digest, encoded)
+
+    def broadcast(self, message: OverlayMessage, *, force: bool = False) -> int:
+        """Flood a message of our own; ``force`` resends even to peers that have it."""
+        if not force:
+            return self.relay(message)
+        encoded = encode_message(message)
+        digest = message_hash(encoded)
+        self._floodgate.targets(digest, self._peers)
+        return self._flood(digest, encoded, list(self._peers))
+
+    def _send_peers(self, peer: Peer) -> None:
+        addresses: list[PeerAddress] = []
+        for other in self._peers.values():
+            if other is not peer and other.address is not None:
+                addresses.append(other.address)
+        for address in self._known:
+            if len(addresses) >= MAX_PEER_ADDRESSES:
+                break
+            if address not in addresses and address != peer.address:
+                addresses.append(address)
+        if addresses:
+            peer.send(Peers(tuple(addresses[:MAX_PEER_ADDRESSES])))
+
+    # ----- fetching by hash ----------------------------------------------
+
+    async def fetch_quorum_set(self, qset_hash: bytes, peer: Peer, timeout: float) -> SCPQuorumSet | None:
+        """Ask ``peer`` for a quorum set and wait up to ``timeout``; None if it never came."""
+        return await self._qsets.wait(qset_hash, peer.node_id, lambda: peer.send(GetQuorumSet(qset_hash)), timeout)
+
+    async def fetch_tx_set(
+        self, tx_set_hash: bytes, peer: Peer, timeout: float, verify: Callable[[bytes], bool] | None = None
+    ) -> bytes | None:
+        """Ask ``peer`` for a tx set payload; ``verify`` (the herder's hash check) filters answers."""
+        return await self._txsets.wait(
+            tx_set_hash, peer.node_id, lambda: peer.send(GetTxSet(tx_set_hash)), timeout, verify
+        )

@@ -1,0 +1,245 @@
+"""One authenticated connection to a peer.
+
+Theory of operation: after the handshake a ``Peer`` runs three tasks. The
+reader reads frames, authenticates them (``Session.open``), answers PING and
+hands every other message to the overlay, one at a time and in order. The
+writer takes encoded messages from a bounded queue, seals them (sequence
+number and MAC) and writes them; a drain that does not finish within the
+write timeout means the peer stopped reading. The keep-alive pings at a fixed
+interval and drops a connection that has been silent for too long (a live peer
+always answers PINGs, so silence means a dead path).
+
+``send`` never blocks: it puts the message in the queue or, when the queue is
+full, drops the peer, so one slow peer cannot hold back the others. Broken or
+hostile peers are aborted (``transport.abort``): their buffered bytes are
+thrown away instead of waiting for a reader that is not there.
+
+What is the peer's fault is scored through ``score``; what may be a stranger on
+the path (a bad MAC, a mangled frame length) only drops the connection, so an
+attacker cannot get honest peers banned by corrupting their traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from scpd.base.types import NodeID
+from scpd.errors import OverlayError, XdrError
+from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, FrameError, encode_frame, read_frame
+from scpd.node.overlay.messages import (
+    ErrorMessage,
+    Hello,
+    OverlayMessage,
+    PeerAddress,
+    Ping,
+    Pong,
+    encode_message,
+)
+from scpd.node.overlay.session import MAC_SIZE, AuthenticationError, Session
+
+__all__ = ["MALFORMED_POINTS", "Peer", "PeerSettings"]
+
+log = structlog.get_logger(__name__)
+
+# Misbehaviour points for an authentic message that does not decode.
+MALFORMED_POINTS = 25
+_SEALED_OVERHEAD = 8 + MAC_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSettings:
+    max_frame: int = DEFAULT_MAX_FRAME
+    send_queue_size: int = 1024
+    ping_interval: float = 5.0
+    idle_timeout: float = 30.0
+    write_timeout: float = 10.0
+    write_buffer_high: int = 256 * 1024
+
+
+MessageCallback = Callable[["Peer", OverlayMessage, bytes], Awaitable[None]]
+CloseCallback = Callable[["Peer", str], None]
+ScoreCallback = Callable[["Peer", str, int], None]
+
+
+class Peer:
+    """A live, authenticated connection; create with the handshake's result, then ``start``."""
+
+    def __init__(
+        self,
+        hello: Hello,
+        session: Session,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        outbound: bool,
+        address: PeerAddress | None,
+        settings: PeerSettings,
+        on_message: MessageCallback,
+        on_close: CloseCallback,
+        on_score: ScoreCallback,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.hello = hello
+        self.node_id: NodeID = hello.node_id
+        self.outbound = outbound
+        self.address = address
+        self.settings = settings
+        self._session = session
+        self._reader = reader
+        self._writer = writer
+        self._on_message = on_message
+        self._on_close = on_close
+        self._on_score = on_score
+        self._clock = clock
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(settings.send_queue_size)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = asyncio.Event()
+        self.close_reason: str | None = None
+        self.last_received = clock()
+        self.messages_received = 0
+        self.messages_sent = 0
+        self.misbehaviour = 0
+        writer.transport.set_write_buffer_limits(high=settings.write_buffer_high)
+
+    def __repr__(self) -> str:
+        direction = "out" if self.outbound else "in"
+        return f"Peer({self.node_id}, {direction}, {self.address})"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        name = str(self.node_id)[:8]
+        self._tasks = [
+            asyncio.create_task(self._read_loop(), name=f"peer-read-{name}"),
+            asyncio.create_task(self._write_loop(), name=f"peer-write-{name}"),
+            asyncio.create_task(self._keepalive_loop(), name=f"peer-keepalive-{name}"),
+        ]
+
+    def send(self, message: OverlayMessage) -> bool:
+        return self.send_encoded(encode_message(message))
+
+    def send_encoded(self, encoded: bytes) -> bool:
+        """Queue an encoded message; False (and the peer dropped) if it cannot keep up."""
+        if self.closed:
+            return False
+        if len(encoded) + _SEALED_OVERHEAD > self.settings.max_frame:
+            raise OverlayError(
+                f"message of {len(encoded)} bytes exceeds the {self.settings.max_frame}-byte frame limit"
+            )
+        try:
+            self._queue.put_nowait(encoded)
+        except asyncio.QueueFull:
+            self.close(f"send queue full ({self._queue.maxsize} messages): peer cannot keep up", abort=True)
+            return False
+        return True
+
+    def score(self, reason: str, points: int = 1) -> None:
+        """Report misbehaviour; the overlay bans the peer past its threshold."""
+        if not self.closed:
+            self.misbehaviour += points
+            self._on_score(self, reason, points)
+
+    def close(self, reason: str, *, error: ErrorMessage | None = None, abort: bool = False) -> None:
+        """Stop the connection now (idempotent); ``error`` is sent first, best effort."""
+        if self.closed:
+            return
+        self.close_reason = reason
+        self._closed.set()
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        transport = self._writer.transport
+        if error is not None and not abort and not transport.is_closing():
+            # No await between seal and write, so the sequence stays in step with the writer task.
+            transport.write(encode_frame(self._session.seal(error), self.settings.max_frame))
+        if abort:
+            transport.abort()
+        else:
+            transport.close()
+        log.debug("peer closed", peer=str(self.node_id), reason=reason)
+        self._on_close(self, reason)
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (bounded) until everything queued has been handed to the socket."""
+        if self.closed:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self._queue.join()
+                await self._writer.drain()
+        except (TimeoutError, ConnectionError, OSError):
+            pass
+
+    async def _read_loop(self) -> None:
+        try:
+            while not self.closed:
+                frame = await read_frame(self._reader, self.settings.max_frame)
+                self.last_received = self._clock()
+                try:
+                    message, encoded = self._session.open(frame)
+                except XdrError as exc:
+                    self.score(f"malformed message: {exc}", MALFORMED_POINTS)
+                    continue
+                self.messages_received += 1
+                if isinstance(message, Ping):
+                    self.send(Pong(message.nonce))
+                elif isinstance(message, Pong):
+                    pass
+                elif isinstance(message, ErrorMessage):
+                    self.close(f"peer sent error {message.code.name}: {message.text}")
+                    return
+                else:
+                    await self._on_message(self, message, encoded)
+        except AuthenticationError as exc:
+            self.close(f"authentication failed: {exc}", abort=True)
+        except FrameError as exc:
+            self.close(f"framing: {exc}", abort=True)
+        except (ConnectionError, OSError) as exc:
+            self.close(f"connection error: {exc}", abort=True)
+        except Exception:
+            # A bug in message handling must not leave a half-dead connection behind.
+            log.exception("peer reader failed", peer=str(self.node_id))
+            self.close("internal error while handling a message", abort=True)
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                encoded = await self._queue.get()
+                try:
+                    self._writer.write(encode_frame(self._session.seal_encoded(encoded), self.settings.max_frame))
+                    self.messages_sent += 1
+                    async with asyncio.timeout(self.settings.write_timeout):
+                        await self._writer.drain()
+                finally:
+                    self._queue.task_done()
+        except TimeoutError:
+            self.close(f"peer has not read for {self.settings.write_timeout}s", abort=True)
+        except (ConnectionError, OSError) as exc:
+            self.close(f"connection error: {exc}", abort=True)
+
+    async def _keepalive_loop(self) -> None:
+        interval = self.settings.ping_interval
+        while True:
+            await asyncio.sleep(interval)
+            silent = self._clock() - self.last_received
+            if silent > self.settings.idle_timeout:
+                self.close(f"silent for {silent:.1f}s: dead connection", abort=True)
+                return
+            self.send(Ping(int.from_bytes(os.urandom(8), "big")))
