@@ -39,6 +39,7 @@ the latency of every write, for the metrics.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import sqlite3
@@ -167,6 +168,31 @@ class LedgerRecord:
     @property
     def tx_set_hash(self) -> bytes:
         return self.entry.tx_set_hash
+
+    def describe(self, proofs: Iterable[SCPEnvelope] = (), bodies: bool = False) -> dict[str, object]:
+        """A JSON-ready summary (hashes in hex), shared by the CLI and the HTTP API.
+
+        Transactions are listed by id and size in tx set order; ``bodies`` adds
+        each transaction's bytes in base64.
+        """
+        txs: list[dict[str, object]] = []
+        for i, tx in zip(self.tx_set.tx_ids, self.tx_set.txs, strict=True):
+            item: dict[str, object] = {"id": i.hex(), "size": len(tx)}
+            if bodies:
+                item["base64"] = base64.b64encode(tx).decode("ascii")
+            txs.append(item)
+        return {
+            "slot": self.slot,
+            "hash": self.hash.hex(),
+            "previous_hash": self.previous_hash.hex(),
+            "close_time": self.close_time,
+            "tx_set_hash": self.tx_set_hash.hex(),
+            "value": self.value.to_xdr().hex(),
+            "tx_count": len(self.tx_set.txs),
+            "tx_bytes": self.tx_set.total_bytes,
+            "transactions": txs,
+            "proofs": [{"node": str(env.statement.node_id), "signature": env.signature.hex()} for env in proofs],
+        }
 
 
 @dataclass(frozen=True, slots=True)
