@@ -93,6 +93,7 @@ __all__ = [
     "load_config",
     "parse_address",
     "quorum_intersection_warnings",
+    "redact_secrets",
 ]
 
 DEFAULT_PEER_PORT = 11625
@@ -112,6 +113,10 @@ _HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$"
 )
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})
+# A seed is 'S' and 55 more base32 characters; also catch truncated or
+# lower-cased copies. Legitimate values this long and shaped like that do not
+# occur in a configuration (public keys start with G).
+_SEED_LIKE = re.compile(r"(?<![A-Za-z0-9])[Ss][A-Za-z2-7]{19,}")
 
 
 # -- addresses ---------------------------------------------------------------
@@ -452,20 +457,39 @@ def load_config(
     """
     source = Path(path)
     label = str(path)
+    try:
+        cfg = _load(source, label, os.environ if environ is None else environ)
+    except ConfigError as exc:
+        raise ConfigError(redact_secrets(str(exc))) from None
+    found = tuple(
+        ConfigWarning(w.key, redact_secrets(w.message)) for w in cfg.warnings + tuple(quorum_intersection_warnings(cfg))
+    )
+    if strict and found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise ConfigError(f"{label}: {found[0]}{more}")
+    return dataclasses.replace(cfg, warnings=found)
+
+
+def redact_secrets(text: str) -> str:
+    """Hide anything shaped like a seed strkey.
+
+    The loader never quotes ``node.seed``, but an operator may paste a seed
+    where another value belongs (``seed_env = "S..."``, a file name, a log
+    level) and we do quote those; this is the last line of defence.
+    """
+    return _SEED_LIKE.sub("S<redacted>", text)
+
+
+def _load(source: Path, label: str, environ: Mapping[str, str]) -> NodeConfig:
     raw = _read_toml(source, label)
     try:
         parsed = ConfigFile.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{label}: {_translate(exc)}") from None
     try:
-        cfg = _Resolver(source, os.environ if environ is None else environ).resolve(parsed)
+        return _Resolver(source, environ).resolve(parsed)
     except _Problem as problem:
         raise ConfigError(f"{label}: {problem}") from None
-    all_warnings = cfg.warnings + tuple(quorum_intersection_warnings(cfg))
-    if strict and all_warnings:
-        more = f" (and {len(all_warnings) - 1} more)" if len(all_warnings) > 1 else ""
-        raise ConfigError(f"{label}: {all_warnings[0]}{more}")
-    return dataclasses.replace(cfg, warnings=all_warnings)
 
 
 def quorum_intersection_warnings(cfg: NodeConfig) -> list[ConfigWarning]:
@@ -580,6 +604,8 @@ def _describe(err: ErrorDetails) -> str:
         return f"expected {_EXPECTED[kind]}, got {_type_name(err.get('input'))}"
     if kind in _BOUNDS:
         bound = next(iter(ctx.values()))
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
         return f"must be {_BOUNDS[kind]} {bound}{_shown(err)}"
     if kind == "string_too_short":
         return "must not be empty"
@@ -738,7 +764,7 @@ class _Resolver:
         if not text.strip():
             raise _Problem("node.seed_file", f"{path}: is empty")
         self._warn_if_shared(path, "node.seed_file", f"{path} is")
-        return self._decode_seed(text, "node.seed_file", f"{path}")
+        return self._decode_seed(text, "node.seed_file", f"{path}:")
 
     @staticmethod
     def _decode_seed(text: str, key: str, what: str) -> Keypair:
