@@ -19,7 +19,7 @@ from typing import ClassVar, Self, TypeAlias
 import xdrlib3
 
 from scpd.base import strkey
-from scpd.base.xdr import Packer, Reader, XdrError, pack_fixed_opaque
+from scpd.base.xdr import Packer, Reader, Record, XdrError, pack_fixed_opaque
 
 __all__ = [
     "HASH_SIZE",
@@ -47,6 +47,18 @@ MAX_QSET_NODES = 1000
 PUBLIC_KEY_TYPE_ED25519 = 0
 UINT32_MAX = 0xFFFFFFFF
 UINT64_MAX = 0xFFFFFFFFFFFFFFFF
+
+# Runs of fixed-size fields that the decoders read in one call (see xdr.Record).
+_PUBLIC_KEY = Record(("PublicKey.type", "i"), ("PublicKey.ed25519", "32s"))
+_STATEMENT_HEAD = Record(("SCPStatement.slotIndex", "Q"), ("SCPStatement.pledges.type", "i"))
+_PREPARE_TAIL = Record(("SCPPrepare.nC", "I"), ("SCPPrepare.nH", "I"))
+_CONFIRM_TAIL = Record(
+    ("SCPConfirm.nPrepared", "I"),
+    ("SCPConfirm.nCommit", "I"),
+    ("SCPConfirm.nH", "I"),
+    ("SCPConfirm.quorumSetHash", "32s"),
+)
+_EXTERNALIZE_TAIL = Record(("SCPExternalize.nH", "I"), ("SCPExternalize.commitQuorumSetHash", "32s"))
 
 
 class XdrType:
@@ -94,8 +106,10 @@ class PublicKey(XdrType):
 
     @classmethod
     def unpack(cls, r: Reader) -> Self:
-        r.enum("PublicKey.type", _PUBLIC_KEY_TYPES)
-        return cls(r.fixed_opaque(32, "PublicKey.ed25519"))
+        kind, key = r.record(_PUBLIC_KEY)
+        if kind != PUBLIC_KEY_TYPE_ED25519:
+            raise XdrError(f"PublicKey.type: unknown discriminant {kind}")
+        return cls(key)
 
     @classmethod
     def from_strkey(cls, text: str) -> Self:
@@ -109,7 +123,6 @@ class PublicKey(XdrType):
 
 
 NodeID: TypeAlias = PublicKey
-_PUBLIC_KEY_TYPES = frozenset({PUBLIC_KEY_TYPE_ED25519})
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -187,10 +200,11 @@ class SCPNomination(XdrType):
     @classmethod
     def unpack(cls, r: Reader) -> Self:
         qset_hash = r.fixed_opaque(HASH_SIZE, "SCPNomination.quorumSetHash")
+        read = r.var_opaque
         n = r.array_length("SCPNomination.votes", 4)
-        votes = tuple(r.var_opaque("SCPNomination.votes[]") for _ in range(n))
+        votes = tuple([read("SCPNomination.votes[]") for _ in range(n)])
         n = r.array_length("SCPNomination.accepted", 4)
-        accepted = tuple(r.var_opaque("SCPNomination.accepted[]") for _ in range(n))
+        accepted = tuple([read("SCPNomination.accepted[]") for _ in range(n)])
         return cls(qset_hash, votes, accepted)
 
 
@@ -219,7 +233,8 @@ class SCPPrepare(XdrType):
         ballot = SCPBallot.unpack(r)
         prepared = SCPBallot.unpack(r) if r.optional("SCPPrepare.prepared") else None
         prepared_prime = SCPBallot.unpack(r) if r.optional("SCPPrepare.preparedPrime") else None
-        return cls(qset_hash, ballot, prepared, prepared_prime, r.uint32("SCPPrepare.nC"), r.uint32("SCPPrepare.nH"))
+        n_c, n_h = r.record(_PREPARE_TAIL)
+        return cls(qset_hash, ballot, prepared, prepared_prime, n_c, n_h)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,13 +256,9 @@ class SCPConfirm(XdrType):
 
     @classmethod
     def unpack(cls, r: Reader) -> Self:
-        return cls(
-            SCPBallot.unpack(r),
-            r.uint32("SCPConfirm.nPrepared"),
-            r.uint32("SCPConfirm.nCommit"),
-            r.uint32("SCPConfirm.nH"),
-            r.fixed_opaque(HASH_SIZE, "SCPConfirm.quorumSetHash"),
-        )
+        ballot = SCPBallot.unpack(r)
+        n_prepared, n_commit, n_h, qset_hash = r.record(_CONFIRM_TAIL)
+        return cls(ballot, n_prepared, n_commit, n_h, qset_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,11 +276,9 @@ class SCPExternalize(XdrType):
 
     @classmethod
     def unpack(cls, r: Reader) -> Self:
-        return cls(
-            SCPBallot.unpack(r),
-            r.uint32("SCPExternalize.nH"),
-            r.fixed_opaque(HASH_SIZE, "SCPExternalize.commitQuorumSetHash"),
-        )
+        commit = SCPBallot.unpack(r)
+        n_h, qset_hash = r.record(_EXTERNALIZE_TAIL)
+        return cls(commit, n_h, qset_hash)
 
 
 Pledges: TypeAlias = SCPPrepare | SCPConfirm | SCPExternalize | SCPNomination
@@ -280,7 +289,6 @@ _PLEDGE_CLASSES: dict[int, type[SCPPrepare] | type[SCPConfirm] | type[SCPExterna
     SCPStatementType.EXTERNALIZE: SCPExternalize,
     SCPStatementType.NOMINATE: SCPNomination,
 }
-_STATEMENT_TYPES = frozenset(_PLEDGE_CLASSES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,9 +314,11 @@ class SCPStatement(XdrType):
     @classmethod
     def unpack(cls, r: Reader) -> Self:
         node_id = PublicKey.unpack(r)
-        slot_index = r.uint64("SCPStatement.slotIndex")
-        kind = r.enum("SCPStatement.pledges.type", _STATEMENT_TYPES)
-        return cls(node_id, slot_index, _PLEDGE_CLASSES[kind].unpack(r))
+        slot_index, kind = r.record(_STATEMENT_HEAD)
+        pledge_class = _PLEDGE_CLASSES.get(kind)
+        if pledge_class is None:
+            raise XdrError(f"SCPStatement.pledges.type: unknown discriminant {kind}")
+        return cls(node_id, slot_index, pledge_class.unpack(r))
 
 
 @dataclass(frozen=True, slots=True)
