@@ -159,14 +159,20 @@ class Network:
     ``qset`` is every node's quorum set unless given per node later.
     """
 
-    def __init__(self, n: int, threshold: int, is_validator: bool = True, slot: int = 0) -> None:
+    def __init__(
+        self, n: int, threshold: int, is_validator: bool = True, slot: int = 0, local_outside: bool = False
+    ) -> None:
         self.keys = [keypair(i) for i in range(n)]
         self.ids = [k.node_id for k in self.keys]
         self.qset = SCPQuorumSet(threshold, tuple(self.ids))
         self.qset_hash = quorum.quorum_set_hash(self.qset)
         self.slot = slot
-        self.driver = RecordingDriver(key=self.keys[0], qsets={self.qset_hash: self.qset})
-        self.scp = SCP(self.driver, self.ids[0], is_validator, self.qset)
+        # Normally the local node is v0; ``local_outside`` makes it an extra
+        # node that is not in the quorum set (like stellar-core's watcher test).
+        self.local_key = keypair(n) if local_outside else self.keys[0]
+        self.local_id = self.local_key.node_id
+        self.driver = RecordingDriver(key=self.local_key, qsets={self.qset_hash: self.qset})
+        self.scp = SCP(self.driver, self.local_id, is_validator, self.qset)
 
     # -- building statements from peers ------------------------------------
 
@@ -184,11 +190,12 @@ class Network:
         i: int,
         b: SCPBallot,
         p: SCPBallot | None = None,
-        p_prime: SCPBallot | None = None,
         nc: int = 0,
         nh: int = 0,
+        p_prime: SCPBallot | None = None,
         qset_hash: bytes | None = None,
     ) -> SCPEnvelope:
+        """PREPARE from node i; arguments in stellar-core's makePrepare order."""
         return self.sign(i, SCPPrepare(qset_hash or self.qset_hash, b, p, p_prime, nc, nh))
 
     def confirm(
@@ -261,6 +268,11 @@ class Network:
     def recv_quorum(self, gen: Callable[[int], SCPEnvelope]) -> None:
         self.recv_quorum_checks_ex(gen, True, False, False)
 
+    def own_pledges(self) -> Any:
+        """The local node's current ballot statement (recorded even when not emitted)."""
+        env = self.scp.get_latest_message(self.local_id)
+        return None if env is None else env.statement.pledges
+
     @property
     def emitted(self) -> list[SCPEnvelope]:
         return self.driver.emitted
@@ -277,9 +289,9 @@ class Network:
         self,
         b: SCPBallot,
         p: SCPBallot | None = None,
-        p_prime: SCPBallot | None = None,
         nc: int = 0,
         nh: int = 0,
+        p_prime: SCPBallot | None = None,
     ) -> SCPPrepare:
         return SCPPrepare(self.qset_hash, b, p, p_prime, nc, nh)
 

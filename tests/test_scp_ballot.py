@@ -39,7 +39,7 @@ def prep(
     nh: int = 0,
     p_prime: SCPBallot | None = None,
 ) -> Gen:
-    return lambda i: net.prepare(i, b, p, p_prime, nc, nh)
+    return lambda i: net.prepare(i, b, p, nc, nh, p_prime)
 
 
 def conf(net: Network, n_prepared: int, b: SCPBallot, nc: int, nh: int) -> Gen:
@@ -58,7 +58,7 @@ def assert_last_prepare(
     nh: int = 0,
     p_prime: SCPBallot | None = None,
 ) -> None:
-    assert net.last_pledges() == net.my_prepare(b, p, p_prime, nc, nh)
+    assert net.last_pledges() == net.my_prepare(b, p, nc, nh, p_prime)
 
 
 def assert_last_confirm(net: Network, n_prepared: int, b: SCPBallot, nc: int, nh: int) -> None:
