@@ -726,3 +726,11 @@ def test_redaction_hides_seed_shapes_but_not_public_keys() -> None:
     assert PK[0] in out
     for piece in _fragments(SEED) + _fragments(SEED.lower()):
         assert piece not in out
+
+
+def test_transaction_size_is_capped_at_the_protocol_limit(write: Callable[..., Path]) -> None:
+    from scpd.node.values import MAX_TX_SIZE
+
+    extra = f"[ledger]\nmax_tx_size = {MAX_TX_SIZE + 1}\nmax_tx_set_size = {4 * MAX_TX_SIZE}\n"
+    path = write(base_config(extra=f"[overlay]\nmax_message_size = {8 * MAX_TX_SIZE}\n" + extra))
+    assert config_error(path) == f"{path}: ledger.max_tx_size: must be <= {MAX_TX_SIZE}, got {MAX_TX_SIZE + 1}"

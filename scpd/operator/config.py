@@ -68,6 +68,7 @@ from scpd.base import quorum
 from scpd.base.keys import Keypair, network_id
 from scpd.base.types import MAX_QSET_DEPTH, MAX_QSET_NODES, NodeID, PublicKey, SCPQuorumSet
 from scpd.errors import ConfigError, KeyFormatError
+from scpd.node.values import MAX_TX_SIZE
 from scpd.scp.driver import DEFAULT_TIMEOUT_INCREMENT, DEFAULT_TIMEOUT_INITIAL, MAX_TIMEOUT
 
 __all__ = [
@@ -322,7 +323,7 @@ class LedgerSection(_Section):
 
     max_tx_count: int = Field(default=1000, ge=1, le=1_000_000)
     max_tx_set_size: int = Field(default=1 << 20, ge=1024, le=128 << 20)
-    max_tx_size: int = Field(default=64 << 10, ge=1, le=128 << 20)
+    max_tx_size: int = Field(default=64 << 10, ge=1, le=MAX_TX_SIZE)
     max_close_time_drift: float = Field(default=60.0, gt=0, le=86_400)
 
 
