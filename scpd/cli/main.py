@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "xdr_cmd",
     "envelope_cmd",
     "config_cmd",
+    "simulate_cmd",
+    "ledger_cmd",
 ]
 
 

@@ -7,8 +7,9 @@ signature layer's. Kinds (the names the CLI and scenarios use):
 ``silent``
     Never sends anything, ignores everything.
 ``equivocate``
-    Two personas with one key: each runs the protocol honestly with its own
-    value (variants 1 and 2), one speaks to half the peers, the other to the
+    Two personas with one key: each runs the protocol with its own value
+    (variants 1 and 2), always adding that value to its NOMINATE votes even
+    when not a leader; one persona speaks to half the peers, the other to the
     rest. Peers thus receive contradictory statements from the same node.
 ``unnominated``
     Nominates honestly but rewrites every ballot statement to a value of the
@@ -34,6 +35,7 @@ from scpd.base.types import (
     SCPConfirm,
     SCPEnvelope,
     SCPExternalize,
+    SCPNomination,
     SCPPrepare,
     SCPQuorumSet,
     SCPStatement,
@@ -73,7 +75,20 @@ class SilentNode(ByzantineNode):
         return
 
 
-class EquivocatingNode(ByzantineNode):
+class _Persona(ByzantineNode):
+    """One face of an equivocating node: votes for its own value, whoever leads."""
+
+    def send_own(self, envelope: SCPEnvelope) -> None:
+        st = envelope.statement
+        if isinstance(st.pledges, SCPNomination):
+            mine = self.value_for(st.slot_index)
+            if mine not in st.pledges.votes:
+                votes = tuple(sorted({*st.pledges.votes, mine}))
+                envelope = self.resign(replace(st, pledges=replace(st.pledges, votes=votes)))
+        self.send_to(envelope, self.targets)
+
+
+class EquivocatingNode(_Persona):
     """Persona A (this object, variant 1) and persona B (variant 2), same key."""
 
     kind = "equivocate"
@@ -81,7 +96,7 @@ class EquivocatingNode(ByzantineNode):
     def __init__(self, world: World, index: int, keypair: Keypair, qset: SCPQuorumSet, rng: random.Random) -> None:
         super().__init__(world, index, keypair, qset, rng, variant=1)
         peers = self.targets
-        self.other = ByzantineNode(world, index, keypair, qset, rng, variant=2)
+        self.other = _Persona(world, index, keypair, qset, rng, variant=2)
         self.targets = peers[0::2]
         self.other.targets = peers[1::2]
 

@@ -71,6 +71,7 @@ def parse_byzantine(text: str) -> tuple[str, int]:
 class Scenario:
     topology: str = "symmetric"
     nodes: int = 4
+    threshold: int | None = None
     slots: int = 3
     seed: int = 0
     latency: LatencyModel = DEFAULT_LATENCY
@@ -102,6 +103,8 @@ class Scenario:
     def cli_args(self) -> list[str]:
         """The ``scpd simulate`` options that rebuild exactly this scenario."""
         args = ["--nodes", str(self.nodes), "--topology", self.topology, "--slots", str(self.slots)]
+        if self.threshold is not None:
+            args += ["--threshold", str(self.threshold)]
         args += ["--seed", str(self.seed)]
         if self.random_faults:
             args.append("--random-faults")
@@ -179,11 +182,16 @@ def random_faults(base: Scenario) -> Scenario:
 
 
 def random_byzantine(
-    seed: int, topology_name: str, nodes: int, kinds: tuple[str, ...] = BYZANTINE_KIND_NAMES, chance: float = 0.6
+    seed: int,
+    topology_name: str,
+    nodes: int,
+    kinds: tuple[str, ...] = BYZANTINE_KIND_NAMES,
+    chance: float = 0.6,
+    threshold: int | None = None,
 ) -> tuple[tuple[str, int], ...]:
     """Byzantine kinds and counts drawn from ``seed``, within the topology's tolerance."""
     rng = derive_rng(seed, "scenario/byzantine")
-    tolerance = topo.build(topology_name, nodes, seed).byzantine_tolerance
+    tolerance = topo.build(topology_name, nodes, seed, threshold).byzantine_tolerance
     if not tolerance or not kinds or rng.random() >= chance:
         return ()
     chosen = [kinds[rng.randrange(len(kinds))] for _ in range(rng.randint(1, tolerance))]

@@ -73,6 +73,7 @@ class SimResult:
             "scenario": {
                 "topology": self.scenario.topology,
                 "nodes": self.scenario.nodes,
+                "threshold": self.scenario.threshold,
                 "slots": self.scenario.slots,
                 "seed": self.scenario.seed,
                 "byzantine": {str(i): kind for i, kind in sorted(self.byzantine.items())},
@@ -96,7 +97,7 @@ class Simulation:
         if scenario.slots < 1:
             raise UsageError("--slots must be at least 1")
         self.scenario = scenario
-        self.topology = topo.build(scenario.topology, scenario.nodes, scenario.seed)
+        self.topology = topo.build(scenario.topology, scenario.nodes, scenario.seed, scenario.threshold)
         n = self.topology.size
         self.byzantine = self._place_byzantine()
         for crash in scenario.crashes:

@@ -153,10 +153,12 @@ def asymmetric(n: int, seed: int) -> Topology:
     return Topology("asymmetric", keys, tuple(qsets), tolerance, tuple(range(c)))
 
 
-def build(name: str, n: int, seed: int) -> Topology:
-    """Build a topology by name (one of ``TOPOLOGIES``)."""
+def build(name: str, n: int, seed: int, threshold: int | None = None) -> Topology:
+    """Build a topology by name (one of ``TOPOLOGIES``); ``threshold`` is for symmetric only."""
+    if threshold is not None and name != "symmetric":
+        raise UsageError("a threshold can only be given for the symmetric topology")
     if name == "symmetric":
-        return symmetric(n, seed)
+        return symmetric(n, seed, threshold)
     if name == "tiered":
         return tiered(n, seed)
     if name == "cycle":

@@ -1,0 +1,66 @@
+"""Same seed, same trace: in one process and across processes with different hash seeds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from scpd.sim.scenario import Scenario, random_faults
+from scpd.sim.simulator import SimResult, run
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def trace(result: SimResult) -> tuple[object, ...]:
+    rec = result.recorder
+    return (
+        result.externalized_values(),
+        {n: {s: t for s, (_, t) in d.items()} for n, d in rec.externalized.items()},
+        result.network,
+        dict(rec.sends_per_slot),
+        dict(rec.emitted_per_slot),
+        dict(rec.rejected),
+        rec.envelopes_verified,
+        result.events,
+        result.end_time,
+    )
+
+
+def faulty(seed: int) -> Scenario:
+    base = Scenario(nodes=7, slots=3, seed=seed, byzantine=(("equivocate", 1), ("replay", 1)))
+    return random_faults(base)
+
+
+def test_two_runs_with_one_seed_give_identical_values_and_message_counts() -> None:
+    for seed in (3, 11):
+        first, second = run(faulty(seed)), run(faulty(seed))
+        assert first.completed
+        assert trace(first) == trace(second)
+        assert first.network["sent"] > 0
+
+
+def test_different_seeds_give_different_runs() -> None:
+    assert trace(run(faulty(3))) != trace(run(faulty(4)))
+
+
+def test_replay_in_fresh_processes_with_different_hash_seeds_is_identical() -> None:
+    """Set and dict iteration must not leak into the run: PYTHONHASHSEED changes bytes hashing."""
+    scenario = faulty(5)
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        proc = subprocess.run(
+            [sys.executable, "-m", "scpd", "simulate", *scenario.cli_args()],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout)
+    assert outputs[0] == outputs[1]
+    assert '"completed": true' in outputs[0]
