@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from scpd.base.xdr import Packer
 from scpd.errors import XdrError
 from scpd.node.values import (
     GENESIS_HASH,
@@ -239,3 +240,11 @@ def test_combine_gives_no_composite_without_candidates_or_with_a_missing_tx_set(
     tx_set = TxSet.canonical(PREV, [b"a"])
     assert combine_candidates([], {}) is None
     assert combine_candidates([value_for(tx_set)], {}) is None
+
+
+@given(txs_strategy)
+def test_fast_tx_set_encoding_matches_the_packer(txs: list[bytes]) -> None:
+    tx_set = TxSet.canonical(PREV, txs)
+    p = Packer()
+    tx_set.pack(p)
+    assert tx_set.to_xdr() == p.get_buffer()

@@ -85,17 +85,21 @@ _INT64_MAX = (1 << 63) - 1
 _KIND_NOMINATION = 0
 _KIND_BALLOT = 1
 
+# Column order matters: SQLite reaches a column by walking the record, so the
+# small columns come first and the tx set (megabytes) last, keeping tip() and
+# the hash lookups from reading a whole tx set's overflow pages.
 _SCHEMA = """
 CREATE TABLE ledgers (
     slot INTEGER PRIMARY KEY,
-    value BLOB NOT NULL,
     close_time INTEGER NOT NULL,
-    tx_set BLOB NOT NULL,
-    tx_set_hash BLOB NOT NULL,
     tx_count INTEGER NOT NULL,
+    tx_set_hash BLOB NOT NULL,
     previous_hash BLOB NOT NULL,
-    hash BLOB NOT NULL
+    hash BLOB NOT NULL,
+    value BLOB NOT NULL,
+    tx_set BLOB NOT NULL
 );
+CREATE INDEX ledgers_by_tx_set ON ledgers (tx_set_hash);
 CREATE TABLE proofs (
     slot INTEGER NOT NULL,
     node_id BLOB NOT NULL,

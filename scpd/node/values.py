@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Self
@@ -78,6 +79,8 @@ MAX_TX_SIZE = 1 << 20
 MAX_VALUE_SIZE = 1024
 
 _UINT64_MAX = (1 << 64) - 1
+_U32 = struct.Struct(">I")
+_PADDING = {1: bytes(3), 2: bytes(2), 3: bytes(1)}
 _EXT_V0 = frozenset({0})
 
 
@@ -155,6 +158,16 @@ class TxSet(XdrType):
         p.pack_uint(len(self.txs))
         for tx in self.txs:
             p.pack_opaque(tx)
+
+    def to_xdr(self) -> bytes:
+        """Same bytes as :meth:`pack`, built in one join: sets of 10^4 transactions are common."""
+        parts = [self.previous_ledger_hash, _U32.pack(len(self.txs))]
+        for tx in self.txs:
+            parts.append(_U32.pack(len(tx)))
+            parts.append(tx)
+            if len(tx) % 4:
+                parts.append(_PADDING[len(tx) % 4])
+        return b"".join(parts)
 
     @classmethod
     def unpack(cls, r: Reader) -> Self:
