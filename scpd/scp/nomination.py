@@ -14,9 +14,11 @@ NOMINATION timer starts the next round (timeouts escalate through
 ``Driver.compute_timeout``). Every round adds the node(s) of highest
 priority among this round's neighbors to the set of round leaders; leaders
 accumulate, so a dead leader is eventually outnumbered. Only a leader
-introduces a new value: the local node votes for its own value when it is a
-leader, and otherwise echoes one value per leader, taken from the leader's
-accepted set first and from its votes only if nothing there is new.
+introduces a new value: the local node echoes one new value per leader,
+taken from the leader's accepted set, or from its votes when none of its
+accepted values is valid; and, when it is a leader itself and votes for
+nothing yet, it votes for its own value. A round that would add no new leader
+is skipped at once (stellar-core's "fast timeout").
 
 Votes stop as soon as any value is confirmed nominated (a candidate exists):
 no more echoing, the round timer is stopped. Accepting continues, so that
@@ -34,7 +36,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from scpd.base import quorum
-from scpd.base.types import NodeID, SCPEnvelope, SCPNomination, SCPStatement
+from scpd.base.types import NodeID, SCPEnvelope, SCPNomination, SCPQuorumSet, SCPStatement
 from scpd.errors import ConsensusError
 from scpd.scp.driver import UINT64_MAX, EnvelopeState, TimerId, ValidationLevel
 from scpd.scp.federated import StatementPredicate
@@ -161,77 +163,92 @@ class NominationProtocol:
             self._slot.slot_index, self.previous_value, is_priority, self.round_number, node
         )
 
-    def _node_priority(self, node: NodeID, qset: Any) -> int:
+    def _node_priority(self, node: NodeID, qset: SCPQuorumSet) -> int:
         """priority(n, v) if v is in neighbors(n), else 0."""
-        local_id = self._slot.local_node.node_id
-        if node == local_id:
-            bound = UINT64_MAX
-        else:
-            w = self._slot.driver.get_node_weight(node, qset, False)
-            bound = (w.numerator * UINT64_MAX) // w.denominator
+        is_local = node == self._slot.local_node.node_id
+        w = self._slot.driver.get_node_weight(node, qset, is_local)
+        bound = (w.numerator * UINT64_MAX) // w.denominator
         if bound > 0 and self._hash_node(False, node) <= bound:
             return self._hash_node(True, node)
         return 0
 
     def _update_round_leaders(self) -> None:
-        """Add this round's top-priority neighbors (ties included) to the leaders."""
+        """Add this round's top-priority neighbors (ties included) to the leaders.
+
+        If that adds nobody new (or nobody has any priority), the round is
+        skipped at once ("fast timeout") and the next one tried, until every
+        node of the quorum set is a leader.
+        """
         local_id = self._slot.local_node.node_id
         qset = quorum.normalize(self._slot.local_node.quorum_set, remove=local_id)
-        leaders = {local_id}
-        top = self._node_priority(local_id, qset)
-        for node in sorted(quorum.all_validators(qset)):
-            w = self._node_priority(node, qset)
-            if w > top:
-                top = w
+        others = sorted(quorum.all_validators(qset) - {local_id})
+        while len(self.round_leaders) < len(others) + 1:
+            leaders = {local_id}
+            top = self._node_priority(local_id, qset)
+            for node in others:
+                w = self._node_priority(node, qset)
+                if w > top:
+                    top = w
+                    leaders = set()
+                if w == top and w > 0:
+                    leaders.add(node)
+            if top == 0:
                 leaders = set()
-            if w == top and w > 0:
-                leaders.add(node)
-        self.round_leaders |= leaders
+            before = len(self.round_leaders)
+            self.round_leaders |= leaders
+            if len(self.round_leaders) != before:
+                return
+            self.round_number += 1
 
     def _new_value_from(self, nom: SCPNomination) -> bytes | None:
-        """The new value to echo from a leader: its accepted values first, then its votes.
+        """The new value to echo from a leader: from its accepted values, else from its votes.
 
-        Among the valid values we do not vote for yet, the one with the
-        highest value hash wins, so every echoing node picks the same one.
+        Votes are only looked at when none of the leader's accepted values
+        is valid for us. Among the valid values we do not vote for yet, the
+        one with the highest value hash wins, so every echoing node picks
+        the same one.
         """
+        best: bytes | None = None
+        best_hash = -1
+        found_valid = False
         for values in (nom.accepted, nom.votes):
-            best: bytes | None = None
-            best_hash = -1
+            if found_valid:
+                break
             for value in values:
                 if self._slot.validate_value(value, nomination=True) == ValidationLevel.FULLY_VALID:
                     candidate: bytes | None = value
                 else:
                     candidate = self._slot.driver.extract_valid_value(self._slot.slot_index, value)
-                if not candidate or candidate in self.votes:
+                if not candidate:
+                    continue
+                found_valid = True
+                if candidate in self.votes:
                     continue
                 h = self._slot.driver.compute_value_hash(
                     self._slot.slot_index, self.previous_value, self.round_number, candidate
                 )
                 if h >= best_hash:
                     best, best_hash = candidate, h
-            if best is not None:
-                return best
-        return None
+        return best
 
     # -- rounds ------------------------------------------------------------
 
     def nominate(self, value: bytes, previous_value: bytes, timed_out: bool) -> bool:
-        """Run the next round; return True if our votes grew (and were emitted)."""
-        if timed_out and not self.started:
-            return False
+        """Run the next round; return True if our votes grew (and were emitted).
+
+        Echo one new value per round leader; if we are a leader ourselves
+        and vote for nothing yet, vote for ``value``.
+        """
         if self.candidates:
             return False  # votes stop once a value is confirmed nominated
+        if timed_out and not self.started:
+            return False
         self.started = True
         self.previous_value = previous_value
         self.round_number += 1
         self._update_round_leaders()
         updated = False
         driver, index = self._slot.driver, self._slot.slot_index
-        if self._slot.local_node.node_id in self.round_leaders:
-            if value not in self.votes:
-                self.votes.add(value)
-                updated = True
-            driver.nominating_value(index, value)
         for leader in sorted(self.round_leaders):
             env = self.latest.get(leader)
             if env is None:
@@ -241,6 +258,10 @@ class NominationProtocol:
                 self.votes.add(new_vote)
                 updated = True
                 driver.nominating_value(index, new_vote)
+        if self._slot.local_node.node_id in self.round_leaders and not self.votes:
+            self.votes.add(value)
+            updated = True
+            driver.nominating_value(index, value)
         timeout = driver.compute_timeout(self.round_number, True)
         self.timer_armed = True
         driver.setup_timer(index, TimerId.NOMINATION, timeout, lambda: self._timer_expired(value, previous_value))
