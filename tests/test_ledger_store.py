@@ -327,6 +327,18 @@ def test_missing_file_is_refused_unless_creating(tmp_path: Path) -> None:
     assert not (tmp_path / "absent.db").exists()
 
 
+def test_creation_is_atomic_and_ignores_a_leftover_from_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / DB_FILENAME
+    (tmp_path / (DB_FILENAME + ".new")).write_bytes(b"half-built database from a crash")
+    LedgerStore.open(path).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DB_FILENAME]
+    with LedgerStore.open(path, create=False) as s:
+        assert s.tip().slot == 0
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
 def test_bad_rows_read_back_as_ledger_errors(chain_db: Path) -> None:
     tamper(chain_db, "UPDATE ledgers SET tx_set = X'00' WHERE slot = 2")
     with LedgerStore.open(chain_db) as s, pytest.raises(LedgerError, match="ledger 2 is corrupt"):

@@ -250,19 +250,18 @@ class LedgerStore:
         An existing file is checked before use (see the module docstring); a
         missing file is created with the current schema only if ``create``.
         A zero-length file is refused rather than initialised: where a
-        database is expected, an empty file means something truncated it.
+        database is expected, an empty file means something truncated it. A
+        new database is therefore built under a temporary name and renamed
+        into place complete, so a crash during creation cannot leave one.
         """
-        exists = path.exists()
-        if exists:
-            _precheck_file(path)
-        elif not create:
-            raise LedgerError(f"{path}: no ledger database here")
+        if not path.exists():
+            if not create:
+                raise LedgerError(f"{path}: no ledger database here")
+            _create(path)
+        _precheck_file(path)
+        conn = _connect(path)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-        except sqlite3.Error as exc:
-            raise LedgerError(f"{path}: cannot open: {exc}") from None
-        try:
-            _prepare(conn, path, new=not exists)
+            _prepare(conn, path)
         except BaseException:
             conn.close()
             raise
@@ -658,14 +657,38 @@ def _precheck_file(path: Path) -> None:
         )
 
 
-def _prepare(conn: sqlite3.Connection, path: Path, new: bool) -> None:
-    """Check (or create) the schema, switch on WAL and FULL sync, and run the quick check."""
+def _connect(path: Path) -> sqlite3.Connection:
     try:
-        if new:
-            conn.executescript(
-                f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
-                f"PRAGMA journal_mode = WAL; BEGIN; {_SCHEMA} COMMIT;"
-            )
+        return sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    except sqlite3.Error as exc:
+        raise LedgerError(f"{path}: cannot open: {exc}") from None
+
+
+def _create(path: Path) -> None:
+    """Build an empty database at ``path.new`` and rename it to ``path`` once complete and on disk."""
+    tmp = path.with_name(path.name + ".new")
+    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+        leftover.unlink(missing_ok=True)
+    conn = _connect(tmp)
+    try:
+        conn.executescript(
+            f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};"
+            f"PRAGMA synchronous = FULL; BEGIN; {_SCHEMA} COMMIT; PRAGMA journal_mode = WAL;"
+        )
+    except sqlite3.Error as exc:
+        raise LedgerError(f"{path}: cannot create the database: {exc}") from None
+    finally:
+        conn.close()  # the last connection checkpoints the log into the file and removes it
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot create the database: {exc.strerror}") from None
+    _fsync_dir(path.parent)
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    """Check the schema, switch on WAL and FULL sync, and run the quick check."""
+    try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if app_id != APPLICATION_ID:
@@ -689,9 +712,6 @@ def _prepare(conn: sqlite3.Connection, path: Path, new: bool) -> None:
             raise LedgerError(f"{path}: the database lacks tables {', '.join(sorted(_TABLES - tables))}")
     except sqlite3.Error as exc:
         raise LedgerError(f"{path}: not a usable database: {exc}") from None
-    if new:
-        # The directory entry of a new file must reach the disk too.
-        _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
