@@ -23,6 +23,7 @@ from scpd.node.values import (
     check_value,
     combine_candidates,
     ledger_hash,
+    max_tx_set_xdr_size,
     next_close_time,
     tx_id,
 )
@@ -248,3 +249,13 @@ def test_fast_tx_set_encoding_matches_the_packer(txs: list[bytes]) -> None:
     p = Packer()
     tx_set.pack(p)
     assert tx_set.to_xdr() == p.get_buffer()
+
+
+@given(st.lists(st.binary(min_size=1, max_size=13), max_size=20))
+def test_xdr_size_bound_holds_for_sets_within_the_limits(txs: list[bytes]) -> None:
+    tx_set = TxSet.canonical(PREV, txs)
+    limits = TxSetLimits(max_txs=len(tx_set.txs), max_bytes=tx_set.total_bytes)
+    assert check_tx_set(tx_set, PREV, limits) is None
+    assert len(tx_set.to_xdr()) <= max_tx_set_xdr_size(limits)
+    worst = TxSet.canonical(PREV, [bytes([i]) for i in range(10)])  # one byte each: 3 bytes of padding
+    assert len(worst.to_xdr()) == max_tx_set_xdr_size(TxSetLimits(10, 10))

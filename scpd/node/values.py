@@ -66,6 +66,7 @@ __all__ = [
     "check_value",
     "combine_candidates",
     "ledger_hash",
+    "max_tx_set_xdr_size",
     "next_close_time",
     "tx_id",
 ]
@@ -261,6 +262,15 @@ class TxSetLimits:
     def __post_init__(self) -> None:
         if self.max_txs < 0 or self.max_bytes < 0:
             raise ValueError("tx set limits must not be negative")
+
+
+def max_tx_set_xdr_size(limits: TxSetLimits) -> int:
+    """The largest XDR a tx set within ``limits`` can take (hash, count, and per tx a length and padding).
+
+    The byte limit counts transaction bytes only; a message carrying the set
+    needs room for this much.
+    """
+    return HASH_SIZE + 4 + limits.max_bytes + 7 * limits.max_txs
 
 
 def next_close_time(now: int, last_close_time: int) -> int:
