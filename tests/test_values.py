@@ -154,6 +154,7 @@ def test_close_time_may_run_ahead_of_now_only_by_the_allowance() -> None:
 def test_next_close_time_never_goes_back() -> None:
     assert next_close_time(now=50, last_close_time=60) == 60
     assert next_close_time(now=70, last_close_time=60) == 70
+    assert next_close_time(now=70.9, last_close_time=60) == 70
 
 
 def test_tx_set_must_build_on_the_last_ledger() -> None:

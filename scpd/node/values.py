@@ -273,12 +273,12 @@ def max_tx_set_xdr_size(limits: TxSetLimits) -> int:
     return HASH_SIZE + 4 + limits.max_bytes + 7 * limits.max_txs
 
 
-def next_close_time(now: int, last_close_time: int) -> int:
-    """The close time to propose: the clock, but never behind the last ledger."""
-    return max(now, last_close_time)
+def next_close_time(now: float, last_close_time: int) -> int:
+    """The close time to propose: the clock in whole seconds, but never behind the last ledger."""
+    return max(int(now), last_close_time)
 
 
-def check_close_time(close_time: int, last_close_time: int, now: int, max_future: int) -> str | None:
+def check_close_time(close_time: int, last_close_time: int, now: float, max_future: float) -> str | None:
     """Why ``close_time`` is unacceptable, or None.
 
     Equal to the last close time is allowed: with second resolution and short
@@ -327,8 +327,8 @@ def check_value(
     *,
     last_ledger_hash: bytes,
     last_close_time: int,
-    now: int,
-    max_future: int,
+    now: float,
+    max_future: float,
     limits: TxSetLimits,
     is_included: Callable[[bytes], bool] | None = None,
 ) -> str | None:
