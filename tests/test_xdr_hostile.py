@@ -35,6 +35,7 @@ from scpd.base.types import (
     SCPStatement,
     XdrType,
 )
+from scpd.base.xdr_json import from_json
 from scpd.errors import XdrError
 
 PUBNET = json.loads(Path("/work/shared/testdata/pubnet-scp-envelopes.json").read_text())
@@ -365,3 +366,83 @@ def test_every_word_overwrite_of_a_real_envelope(index: int) -> None:
     for pos in range(0, len(raw), 4):
         for word in INTERESTING_WORDS:
             decode_strictly(SCPEnvelope, raw[:pos] + u32(word) + raw[pos + 4 :])
+
+
+# --- the JSON form is as strict as the decoder ------------------------------------------
+
+
+def qset_json(depth: int) -> dict[str, object]:
+    doc: dict[str, object] = {"threshold": 1, "validators": [str(KEY)], "innerSets": []}
+    for _ in range(depth - 1):
+        doc = {"threshold": 1, "validators": [], "innerSets": [doc]}
+    return doc
+
+
+def test_json_quorum_set_at_the_limits_is_accepted() -> None:
+    assert from_json(SCPQuorumSet, qset_json(MAX_QSET_DEPTH)) == nested(MAX_QSET_DEPTH)
+
+
+@pytest.mark.parametrize("depth", [MAX_QSET_DEPTH + 1, 900])
+def test_json_quorum_set_nested_too_deep(depth: int) -> None:
+    exc = only_xdr_error(lambda: from_json(SCPQuorumSet, qset_json(depth)), "SCPQuorumSet.innerSets")
+    assert "deeper than" in str(exc)
+
+
+def test_json_quorum_set_with_too_many_validators() -> None:
+    many = [str(k) for k in keys(MAX_QSET_NODES)]
+    doc = {
+        "threshold": 1,
+        "validators": many,
+        "innerSets": [{"threshold": 1, "validators": [many[0]], "innerSets": []}],
+    }
+    only_xdr_error(lambda: from_json(SCPQuorumSet, doc), "more than 1000 validators")
+
+
+BALLOT_JSON = {"counter": 1, "value": "ab"}
+STATEMENT_JSON = {
+    "nodeID": str(KEY),
+    "slotIndex": 5,
+    "pledges": {
+        "type": "EXTERNALIZE",
+        "externalize": {"commit": BALLOT_JSON, "nH": 1, "commitQuorumSetHash": HASH.hex()},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "doc", "field"),
+    [
+        (SCPBallot, {"counter": True, "value": ""}, "SCPBallot.counter: expected an integer"),
+        (SCPBallot, {"counter": 1.0, "value": ""}, "SCPBallot.counter: expected an integer"),
+        (SCPBallot, {"counter": 2**32, "value": ""}, "SCPBallot.counter: expected an integer 0..4294967295"),
+        (SCPBallot, {"counter": 1, "value": "a"}, "SCPBallot.value: not valid hex"),
+        (SCPBallot, {"counter": 1, "value": "ab cd"}, "SCPBallot.value: not valid hex"),
+        (SCPBallot, {"counter": 1, "value": 12}, "SCPBallot.value: expected a hex string"),
+        (SCPBallot, [1, "ab"], "SCPBallot: expected an object"),
+        (SCPStatement, {**STATEMENT_JSON, "slotIndex": 2**64}, "SCPStatement.slotIndex"),
+        (SCPStatement, {**STATEMENT_JSON, "nodeID": "S" + str(KEY)[1:]}, "SCPStatement.nodeID"),
+        (SCPStatement, {**STATEMENT_JSON, "pledges": {"type": "PREPARE"}}, "SCPStatement.pledges.prepare: missing"),
+        (
+            SCPStatement,
+            {**STATEMENT_JSON, "pledges": {**STATEMENT_JSON["pledges"], "nominate": {}}},
+            "SCPStatement.pledges.nominate: unknown field",
+        ),
+        (SCPStatement, {**STATEMENT_JSON, "pledges": {"type": 2}}, "SCPStatement.pledges.type: expected one of"),
+        (
+            SCPEnvelope,
+            {"statement": STATEMENT_JSON, "signature": "00" * 65},
+            "SCPEnvelope.signature: at most 64 bytes",
+        ),
+        (SCPNomination, {"quorumSetHash": "00" * 31, "votes": [], "accepted": []}, "expected 32 bytes"),
+        (SCPNomination, {"quorumSetHash": HASH.hex(), "votes": "ab", "accepted": []}, "SCPNomination.votes"),
+        (SCPNomination, {"quorumSetHash": HASH.hex(), "votes": ["ab", 3], "accepted": []}, "SCPNomination.votes[1]"),
+        (PublicKey, 7, "PublicKey: expected a G... strkey"),
+    ],
+)
+def test_bad_json_names_the_field(cls: type[XdrType], doc: object, field: str) -> None:
+    only_xdr_error(lambda: from_json(cls, doc), field)
+
+
+def test_valid_statement_json_is_accepted() -> None:
+    statement = from_json(SCPStatement, STATEMENT_JSON)
+    assert isinstance(statement.pledges, SCPExternalize) and statement.slot_index == 5

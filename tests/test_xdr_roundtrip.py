@@ -32,6 +32,7 @@ from scpd.base.types import (
     SCPStatementType,
     XdrType,
 )
+from scpd.base.xdr_json import from_json, to_json
 
 TESTDATA = Path("/work/shared/testdata/pubnet-scp-envelopes.json")
 PUBNET = json.loads(TESTDATA.read_text())
@@ -267,3 +268,13 @@ def _depth(q: SCPQuorumSet) -> int:
 
 def _count(q: SCPQuorumSet) -> int:
     return len(q.validators) + sum(_count(i) for i in q.inner_sets)
+
+
+@pytest.mark.parametrize("ours", list(GENERATORS), ids=lambda t: t.__name__)
+def test_random_values_round_trip_through_json(ours: type[XdrType]) -> None:
+    generate, _ = GENERATORS[ours]
+    rng = random.Random(f"xdr-json-{ours.__name__}")
+    for _ in range(VALUES_PER_TYPE):
+        value = generate(rng)
+        document = json.loads(json.dumps(to_json(value)))
+        assert from_json(ours, document) == value
