@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_ledger_store import KEYS, build_chain
+from test_ledger_store import KEYS, append_next, build_chain
 
 from scpd.cli.main import main
 from scpd.node.ledger import DB_FILENAME, LedgerStore
@@ -108,3 +108,17 @@ def test_show_a_slot_beyond_the_chain_is_an_error(data_dir: Path, capsys: pytest
     assert main(["ledger", "show", "--data-dir", str(data_dir), "--slot", "9"]) == 2
     assert "no ledger at slot 9: the chain ends at slot 4" in capsys.readouterr().err
     assert main(["ledger", "show", "--data-dir", str(data_dir), "--slot", "-1"]) == 2
+
+
+def test_verify_and_show_work_while_the_node_holds_the_database(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with LedgerStore.open_data_dir(data_dir) as node_store:
+        append_next(node_store, [b"while running"])
+        assert (data_dir / (DB_FILENAME + "-wal")).stat().st_size > 0
+        assert main(["ledger", "verify", "--data-dir", str(data_dir)]) == 0
+        assert "5 ledgers" in capsys.readouterr().out
+        assert main(["ledger", "show", "--data-dir", str(data_dir)]) == 0
+        assert json.loads(capsys.readouterr().out)["slot"] == 5
+        append_next(node_store, [b"after the check"])
+        assert node_store.verify_chain() is None

@@ -410,16 +410,12 @@ class LedgerStore:
         maps the set's transactions to this slot or an earlier one.
         """
         with self._read() as conn:
-            expected_slot, previous, last_close = 1, GENESIS_HASH, GENESIS_CLOSE_TIME
-            for row in conn.execute(f"{_SELECT_LEDGER} ORDER BY slot"):
-                slot = _int(row[0])
-                if slot != expected_slot:
-                    return ChainBreak(expected_slot, f"missing (the next stored ledger is slot {slot})")
-                problem = _check_row(conn, row, previous, last_close)
-                if problem is not None:
-                    return ChainBreak(slot, problem)
-                expected_slot, previous, last_close = slot + 1, _blob(row[7]), _int(row[2])
-        return None
+            # One read transaction: a consistent snapshot even while the node appends.
+            conn.execute("BEGIN")
+            try:
+                return _walk_chain(conn)
+            finally:
+                conn.execute("COMMIT")
 
     def _record(self, row: tuple[object, ...]) -> LedgerRecord:
         slot = _int(row[0])
@@ -576,6 +572,19 @@ def _proof_problem(slot: int, value_xdr: bytes, env: SCPEnvelope) -> str | None:
         return f"externalizes slot {st.slot_index}"
     if st.pledges.commit.value != value_xdr:
         return "externalizes another value"
+    return None
+
+
+def _walk_chain(conn: sqlite3.Connection) -> ChainBreak | None:
+    expected_slot, previous, last_close = 1, GENESIS_HASH, GENESIS_CLOSE_TIME
+    for row in conn.execute(f"{_SELECT_LEDGER} ORDER BY slot"):
+        slot = _int(row[0])
+        if slot != expected_slot:
+            return ChainBreak(expected_slot, f"missing (the next stored ledger is slot {slot})")
+        problem = _check_row(conn, row, previous, last_close)
+        if problem is not None:
+            return ChainBreak(slot, problem)
+        expected_slot, previous, last_close = slot + 1, _blob(row[7]), _int(row[2])
     return None
 
 
