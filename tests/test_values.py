@@ -74,6 +74,7 @@ def test_tx_set_xdr_layout() -> None:
 
 
 @given(txs_strategy)
+@settings(deadline=None)
 def test_tx_set_round_trips(txs: list[bytes]) -> None:
     tx_set = TxSet.canonical(PREV, txs)
     decoded = TxSet.from_xdr(tx_set.to_xdr())
@@ -94,6 +95,7 @@ def test_tx_set_refuses_empty_tx_count_overflow_and_nonzero_padding() -> None:
 
 
 @given(st.binary(max_size=200))
+@settings(deadline=None)
 def test_random_bytes_decode_or_raise_xdr_error(data: bytes) -> None:
     for cls in (ConsensusValue, TxSet, LedgerEntry):
         try:
@@ -104,6 +106,7 @@ def test_random_bytes_decode_or_raise_xdr_error(data: bytes) -> None:
 
 
 @given(txs_strategy)
+@settings(deadline=None)
 def test_canonical_sorts_by_tx_id_and_removes_duplicates(txs: list[bytes]) -> None:
     tx_set = TxSet.canonical(PREV, txs + txs[:3])
     assert tx_set.is_canonical()
@@ -220,7 +223,7 @@ def test_combine_breaks_count_ties_by_bytes_then_by_hash() -> None:
 
 
 @given(st.lists(st.tuples(txs_strategy, st.integers(0, 2**64 - 1)), min_size=1, max_size=6), st.randoms())
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 def test_combine_is_independent_of_candidate_order(cands: list[tuple[list[bytes], int]], rnd: object) -> None:
     values = []
     sets: dict[bytes, TxSet] = {}
@@ -245,6 +248,7 @@ def test_combine_gives_no_composite_without_candidates_or_with_a_missing_tx_set(
 
 
 @given(txs_strategy)
+@settings(deadline=None)
 def test_fast_tx_set_encoding_matches_the_packer(txs: list[bytes]) -> None:
     tx_set = TxSet.canonical(PREV, txs)
     p = Packer()
@@ -253,6 +257,7 @@ def test_fast_tx_set_encoding_matches_the_packer(txs: list[bytes]) -> None:
 
 
 @given(st.lists(st.binary(min_size=1, max_size=13), max_size=20))
+@settings(deadline=None)
 def test_xdr_size_bound_holds_for_sets_within_the_limits(txs: list[bytes]) -> None:
     tx_set = TxSet.canonical(PREV, txs)
     limits = TxSetLimits(max_txs=len(tx_set.txs), max_bytes=tx_set.total_bytes)
