@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from scpd.base.types import (
     NodeID,
+    Pledges,
     SCPBallot,
     SCPConfirm,
     SCPEnvelope,
@@ -52,7 +53,7 @@ from scpd.base.types import (
 )
 from scpd.errors import ConsensusError
 from scpd.scp.driver import EnvelopeState, TimerId, ValidationLevel
-from scpd.scp.federated import StatementPredicate
+from scpd.scp.federated import LatestStatements, PledgePredicate
 
 if TYPE_CHECKING:
     from scpd.scp.slot import Slot
@@ -125,9 +126,8 @@ def working_ballot(st: SCPStatement) -> SCPBallot:
     raise ConsensusError("working_ballot: not a ballot statement")
 
 
-def statement_counter(st: SCPStatement) -> int:
-    """The counter of the statement's ballot b (infinite for EXTERNALIZE)."""
-    pl = st.pledges
+def statement_counter(pl: Pledges) -> int:
+    """The counter of a ballot statement's b (infinite for EXTERNALIZE)."""
     if isinstance(pl, SCPPrepare | SCPConfirm):
         return pl.ballot.counter
     return INFINITE
@@ -186,9 +186,8 @@ def is_newer_ballot_statement(old: SCPStatement, new: SCPStatement) -> bool:
     return False
 
 
-def _has_prepared(ballot: SCPBallot, st: SCPStatement) -> bool:
-    """Does ``st`` accept ``ballot`` as prepared (explicitly or implicitly)?"""
-    pl = st.pledges
+def _has_prepared(ballot: SCPBallot, pl: Pledges) -> bool:
+    """Does a statement accept ``ballot`` as prepared (explicitly or implicitly)?"""
     if isinstance(pl, SCPPrepare):
         return (pl.prepared is not None and less_and_compatible(ballot, pl.prepared)) or (
             pl.prepared_prime is not None and less_and_compatible(ballot, pl.prepared_prime)
@@ -200,9 +199,8 @@ def _has_prepared(ballot: SCPBallot, st: SCPStatement) -> bool:
     return False
 
 
-def _votes_prepare(ballot: SCPBallot, st: SCPStatement) -> bool:
-    """Does ``st`` vote to prepare ``ballot`` (b >= ballot, same value; implicit for CONFIRM/EXTERNALIZE)?"""
-    pl = st.pledges
+def _votes_prepare(ballot: SCPBallot, pl: Pledges) -> bool:
+    """Does a statement vote to prepare ``ballot`` (b >= ballot, same value; implicit for CONFIRM/EXTERNALIZE)?"""
     if isinstance(pl, SCPPrepare):
         return less_and_compatible(ballot, pl.ballot)
     if isinstance(pl, SCPConfirm):
@@ -212,9 +210,8 @@ def _votes_prepare(ballot: SCPBallot, st: SCPStatement) -> bool:
     return False
 
 
-def _votes_commit(value: bytes, low: int, high: int, st: SCPStatement) -> bool:
-    """Does ``st`` vote to commit every ballot <n, value> with low <= n <= high?"""
-    pl = st.pledges
+def _votes_commit(value: bytes, low: int, high: int, pl: Pledges) -> bool:
+    """Does a statement vote to commit every ballot <n, value> with low <= n <= high?"""
     if isinstance(pl, SCPPrepare):
         return pl.ballot.value == value and pl.n_c != 0 and pl.n_c <= low and high <= pl.n_h
     if isinstance(pl, SCPConfirm):
@@ -224,9 +221,8 @@ def _votes_commit(value: bytes, low: int, high: int, st: SCPStatement) -> bool:
     return False
 
 
-def _accepts_commit(value: bytes, low: int, high: int, st: SCPStatement) -> bool:
-    """Does ``st`` accept to commit every ballot <n, value> with low <= n <= high?"""
-    pl = st.pledges
+def _accepts_commit(value: bytes, low: int, high: int, pl: Pledges) -> bool:
+    """Does a statement accept to commit every ballot <n, value> with low <= n <= high?"""
     if isinstance(pl, SCPConfirm):
         return pl.ballot.value == value and pl.n_commit <= low and high <= pl.n_h
     if isinstance(pl, SCPExternalize):
@@ -271,7 +267,7 @@ class BallotProtocol:
         self.value_override: bytes | None = None
         self.heard_from_quorum = False
         self.timer_armed = False
-        self.latest: dict[NodeID, SCPEnvelope] = {}
+        self.latest = LatestStatements()
         self.last_envelope: SCPEnvelope | None = None  # newest statement of ours
         self.last_envelope_emitted: SCPEnvelope | None = None
         self._message_level = 0
@@ -305,12 +301,12 @@ class BallotProtocol:
         if self.phase != Phase.EXTERNALIZE:
             if level == ValidationLevel.MAYBE_VALID:
                 self._slot.fully_validated = False
-            self.latest[st.node_id] = envelope
+            self.latest.record(envelope)
             self._advance_slot(st)
             return EnvelopeState.VALID
         assert self.commit is not None
         if working_ballot(st).value == self.commit.value:
-            self.latest[st.node_id] = envelope
+            self.latest.record(envelope)
         return EnvelopeState.VALID
 
     def _validate_values(self, st: SCPStatement) -> ValidationLevel:
@@ -369,7 +365,7 @@ class BallotProtocol:
         elif isinstance(pl, SCPExternalize):
             hints.append(SCPBallot(INFINITE, pl.commit.value))
         candidates: set[SCPBallot] = set()
-        statements = [env.statement.pledges for env in self.latest.values()]
+        statements = list(self.latest.distinct())
         for top in set(hints):
             for spl in statements:
                 if isinstance(spl, SCPPrepare):
@@ -504,8 +500,7 @@ class BallotProtocol:
 
     def _commit_boundaries(self, value: bytes) -> set[int]:
         result: set[int] = set()
-        for env in self.latest.values():
-            pl = env.statement.pledges
+        for pl in self.latest.distinct():
             if isinstance(pl, SCPPrepare):
                 if pl.ballot.value == value and pl.n_c != 0:
                     result.add(pl.n_c)
@@ -548,8 +543,8 @@ class BallotProtocol:
         def pred(low: int, high: int) -> bool:
             return self._slot.federated_accept(
                 self.latest,
-                lambda st: _votes_commit(value, low, high, st),
-                lambda st: _accepts_commit(value, low, high, st),
+                lambda pl: _votes_commit(value, low, high, pl),
+                lambda pl: _accepts_commit(value, low, high, pl),
             )
 
         low, high = _find_extended_interval(boundaries, pred)
@@ -592,7 +587,7 @@ class BallotProtocol:
         boundaries = self._commit_boundaries(value)
 
         def pred(low: int, high: int) -> bool:
-            return self._slot.federated_ratify(self.latest, lambda st: _accepts_commit(value, low, high, st))
+            return self._slot.federated_ratify(self.latest, lambda pl: _accepts_commit(value, low, high, pl))
 
         low, high = _find_extended_interval(boundaries, pred)
         if low == 0:
@@ -617,11 +612,19 @@ class BallotProtocol:
         if self.phase not in (Phase.PREPARE, Phase.CONFIRM):
             return False
         local = self.current.counter if self.current is not None else 0
-        counters = {n: statement_counter(env.statement) for n, env in self.latest.items()}
-        if not self._slot.is_v_blocking({n for n, c in counters.items() if c > local}):
+        counters = [(statement_counter(pl), nodes) for pl, nodes in self.latest.groups()]
+
+        def ahead_of(n: int) -> set[NodeID]:
+            ahead: set[NodeID] = set()
+            for c, nodes in counters:
+                if c > n:
+                    ahead |= nodes
+            return ahead
+
+        if not self._slot.is_v_blocking(ahead_of(local)):
             return False
-        for target in sorted({c for c in counters.values() if c > local}):
-            if not self._slot.is_v_blocking({n for n, c in counters.items() if c > target}):
+        for target in sorted({c for c, _ in counters if c > local}):
+            if not self._slot.is_v_blocking(ahead_of(target)):
                 return self._abandon_ballot(target)
         return False
 
@@ -702,8 +705,7 @@ class BallotProtocol:
             return
         n = self.current.counter
 
-        def at_counter(st: SCPStatement) -> bool:
-            pl = st.pledges
+        def at_counter(pl: Pledges) -> bool:
             return not isinstance(pl, SCPPrepare) or n <= pl.ballot.counter
 
         if self._slot.federated_ratify(self.latest, at_counter):
@@ -804,7 +806,7 @@ class BallotProtocol:
         st = envelope.statement
         if not is_sane_ballot_statement(st):
             raise ConsensusError("cannot restore from an insane ballot statement")
-        self.latest[st.node_id] = envelope
+        self.latest.record(envelope)
         self.last_envelope = envelope
         self.last_envelope_emitted = envelope
         pl = st.pledges
@@ -867,8 +869,8 @@ class BallotProtocol:
         }
 
 
-def _bind1(fn: Any, ballot: SCPBallot) -> StatementPredicate:
-    def predicate(st: SCPStatement) -> bool:
-        return bool(fn(ballot, st))
+def _bind1(fn: Any, ballot: SCPBallot) -> PledgePredicate:
+    def predicate(pl: Pledges) -> bool:
+        return bool(fn(ballot, pl))
 
     return predicate

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Both phases decide with the same two questions (Simplified SCP, "Federated
-voting"), asked over a map node -> latest statement:
+voting"), asked over the latest statement of each node:
 
 * *accept* a statement when a v-blocking set claims to accept it, or when a
   quorum including us votes for it or accepts it;
@@ -13,32 +13,33 @@ A quorum is found as the greatest fixpoint of "drop every node whose own
 slices are not satisfied by the remaining nodes", then checked against the
 local node's quorum set. Each node's quorum set comes from its statement (the
 hash it names, or the singleton {node} for EXTERNALIZE, which the draft
-defines as valid for every quorum); a node whose set is unknown counts in no
-quorum.
+defines as valid for every quorum, so such a node is never dropped); a node
+whose set is unknown counts in no quorum.
 
-This is the innermost loop of the whole daemon (every received envelope runs
-several of these), so the quorum search groups nodes by quorum-set object:
-with the usual few distinct sets in a network, each fixpoint round evaluates
-a handful of slice predicates instead of one per node. Statements' quorum
-sets are resolved through ``QsetResolver``, which returns one shared object
-per hash, and that is what makes the grouping by identity sound.
+This is the innermost loop of the whole daemon: every received envelope runs
+several of these questions. Two facts keep it cheap. Nodes that agree send
+identical pledges, so :class:`LatestStatements` groups nodes by pledges and a
+predicate is evaluated once per distinct pledge, not once per node. And few
+distinct quorum sets exist, so each fixpoint round evaluates one slice
+predicate per distinct set (``QuorumSetCache`` hands out one shared object
+per hash, which makes grouping by identity sound).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, ItemsView, Iterator
 from typing import TYPE_CHECKING
 
-from scpd.base.quorum import is_quorum_slice, is_v_blocking, sanity_violations, singleton_quorum_set
+from scpd.base.quorum import is_quorum_slice, is_v_blocking, sanity_violations
 from scpd.base.types import (
     NodeID,
+    Pledges,
     SCPConfirm,
     SCPEnvelope,
     SCPExternalize,
     SCPNomination,
     SCPPrepare,
     SCPQuorumSet,
-    SCPStatement,
 )
 
 if TYPE_CHECKING:
@@ -46,17 +47,68 @@ if TYPE_CHECKING:
     from scpd.scp.local_node import LocalNode
 
 __all__ = [
-    "QsetResolver",
+    "LatestStatements",
+    "PledgePredicate",
     "QuorumSetCache",
-    "StatementPredicate",
     "federated_accept",
     "federated_ratify",
     "is_quorum",
-    "nodes_where",
 ]
 
-StatementPredicate = Callable[[SCPStatement], bool]
-QsetResolver = Callable[[SCPStatement], SCPQuorumSet | None]
+PledgePredicate = Callable[[Pledges], bool]
+
+
+class LatestStatements:
+    """The latest envelope of each node for one phase, also grouped by identical pledges."""
+
+    __slots__ = ("_envelopes", "_groups")
+
+    def __init__(self) -> None:
+        self._envelopes: dict[NodeID, SCPEnvelope] = {}
+        self._groups: dict[Pledges, set[NodeID]] = {}
+
+    def record(self, envelope: SCPEnvelope) -> None:
+        """Make ``envelope`` its sender's latest (the caller checked it is newer)."""
+        st = envelope.statement
+        node = st.node_id
+        old = self._envelopes.get(node)
+        if old is not None:
+            group = self._groups[old.statement.pledges]
+            group.discard(node)
+            if not group:
+                del self._groups[old.statement.pledges]
+        self._envelopes[node] = envelope
+        self._groups.setdefault(st.pledges, set()).add(node)
+
+    def get(self, node: NodeID) -> SCPEnvelope | None:
+        return self._envelopes.get(node)
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._envelopes
+
+    def __len__(self) -> int:
+        return len(self._envelopes)
+
+    def __iter__(self) -> Iterator[NodeID]:
+        return iter(self._envelopes)
+
+    def items(self) -> ItemsView[NodeID, SCPEnvelope]:
+        return self._envelopes.items()
+
+    def groups(self) -> ItemsView[Pledges, set[NodeID]]:
+        """Distinct pledges and the nodes whose latest statement they are."""
+        return self._groups.items()
+
+    def distinct(self) -> Collection[Pledges]:
+        return self._groups.keys()
+
+    def nodes_where(self, predicate: PledgePredicate) -> set[NodeID]:
+        """The nodes whose latest pledges satisfy ``predicate``."""
+        result: set[NodeID] = set()
+        for pledges, nodes in self._groups.items():
+            if predicate(pledges):
+                result |= nodes
+        return result
 
 
 class QuorumSetCache:
@@ -73,7 +125,6 @@ class QuorumSetCache:
         self._local = local_node
         self._limit = limit
         self._by_hash: dict[bytes, SCPQuorumSet] = {}
-        self._singletons: dict[NodeID, SCPQuorumSet] = {}
         self._sane: dict[int, tuple[SCPQuorumSet, bool]] = {}
 
     def by_hash(self, qset_hash: bytes) -> SCPQuorumSet | None:
@@ -88,18 +139,10 @@ class QuorumSetCache:
                 self._by_hash[qset_hash] = qset
         return qset
 
-    def of_statement(self, st: SCPStatement) -> SCPQuorumSet | None:
-        """The statement's quorum set: the one it names, or {sender} for EXTERNALIZE."""
-        pl = st.pledges
-        if isinstance(pl, SCPExternalize):
-            single = self._singletons.get(st.node_id)
-            if single is None:
-                if len(self._singletons) >= self._limit:
-                    self._singletons.clear()
-                single = self._singletons[st.node_id] = singleton_quorum_set(st.node_id)
-            return single
-        if isinstance(pl, SCPPrepare | SCPConfirm | SCPNomination):
-            return self.by_hash(pl.quorum_set_hash)
+    def of_pledges(self, pledges: Pledges) -> SCPQuorumSet | None:
+        """The quorum set a (non-EXTERNALIZE) statement names, if known."""
+        if isinstance(pledges, SCPPrepare | SCPConfirm | SCPNomination):
+            return self.by_hash(pledges.quorum_set_hash)
         return None
 
     def is_sane(self, qset: SCPQuorumSet) -> bool:
@@ -111,68 +154,64 @@ class QuorumSetCache:
         return entry[1]
 
 
-def nodes_where(envelopes: Mapping[NodeID, SCPEnvelope], predicate: StatementPredicate) -> set[NodeID]:
-    """The nodes whose latest statement satisfies ``predicate``."""
-    return {node for node, env in envelopes.items() if predicate(env.statement)}
+def is_quorum(local_qset: SCPQuorumSet, nodes: set[NodeID], latest: LatestStatements, qsets: QuorumSetCache) -> bool:
+    """True when ``nodes`` (senders in ``latest``) contain a quorum satisfying ``local_qset``.
 
-
-def is_quorum(
-    local_qset: SCPQuorumSet,
-    nodes: Collection[NodeID],
-    envelopes: Mapping[NodeID, SCPEnvelope],
-    qset_of: QsetResolver,
-) -> bool:
-    """True when ``nodes`` contains a quorum that satisfies ``local_qset``.
-
-    Same answer as ``scpd.base.quorum.is_quorum``, faster: it fails early
-    when even the local slice is missing and evaluates each distinct quorum
-    set once per fixpoint round.
+    Same answer as ``scpd.base.quorum.is_quorum`` with each node's quorum set
+    taken from its statement; faster, as the module docstring explains.
     """
     if not is_quorum_slice(local_qset, nodes):
         return False
     members = set(nodes)
-    qsets: dict[NodeID, SCPQuorumSet | None] = {n: qset_of(envelopes[n].statement) for n in members}
+    # Members grouped by the quorum set their statement names. EXTERNALIZE
+    # senders use {self}, always satisfied while they are members: no group.
+    by_qset: dict[int, tuple[SCPQuorumSet, set[NodeID]]] = {}
+    for pledges, senders in latest.groups():
+        if isinstance(pledges, SCPExternalize):
+            continue
+        in_members = senders & members
+        if not in_members:
+            continue
+        qset = qsets.of_pledges(pledges)
+        if qset is None:
+            members -= in_members
+            continue
+        entry = by_qset.get(id(qset))
+        if entry is None:
+            by_qset[id(qset)] = (qset, in_members)
+        else:
+            entry[1].update(in_members)
+    groups = list(by_qset.values())
     while True:
-        verdicts: dict[int, bool] = {}
-        dropped = []
-        for node in members:
-            qset = qsets[node]
-            if qset is None:
-                dropped.append(node)
-                continue
-            key = id(qset)
-            ok = verdicts.get(key)
-            if ok is None:
-                ok = verdicts[key] = is_quorum_slice(qset, members)
-            if not ok:
-                dropped.append(node)
-        if not dropped:
-            return True
-        members.difference_update(dropped)
         if not is_quorum_slice(local_qset, members):
             return False
+        dropped = False
+        for qset, group in groups:
+            if group and not is_quorum_slice(qset, members):
+                members -= group
+                group.clear()
+                dropped = True
+        if not dropped:
+            return True
 
 
 def federated_accept(
     local_qset: SCPQuorumSet,
-    envelopes: Mapping[NodeID, SCPEnvelope],
-    qset_of: QsetResolver,
-    voted: StatementPredicate,
-    accepted: StatementPredicate,
+    latest: LatestStatements,
+    qsets: QuorumSetCache,
+    voted: PledgePredicate,
+    accepted: PledgePredicate,
 ) -> bool:
     """Accept: a v-blocking set accepted, or a quorum voted-or-accepted."""
-    accepting = nodes_where(envelopes, accepted)
+    accepting = latest.nodes_where(accepted)
     if is_v_blocking(local_qset, accepting):
         return True
-    supporting = accepting | nodes_where(envelopes, voted)
-    return is_quorum(local_qset, supporting, envelopes, qset_of)
+    supporting = accepting | latest.nodes_where(voted)
+    return is_quorum(local_qset, supporting, latest, qsets)
 
 
 def federated_ratify(
-    local_qset: SCPQuorumSet,
-    envelopes: Mapping[NodeID, SCPEnvelope],
-    qset_of: QsetResolver,
-    voted: StatementPredicate,
+    local_qset: SCPQuorumSet, latest: LatestStatements, qsets: QuorumSetCache, voted: PledgePredicate
 ) -> bool:
     """Ratify: a quorum (including us, through our own statement) voted for it."""
-    return is_quorum(local_qset, nodes_where(envelopes, voted), envelopes, qset_of)
+    return is_quorum(local_qset, latest.nodes_where(voted), latest, qsets)

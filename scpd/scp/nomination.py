@@ -39,7 +39,7 @@ from scpd.base import quorum
 from scpd.base.types import NodeID, SCPEnvelope, SCPNomination, SCPQuorumSet, SCPStatement
 from scpd.errors import ConsensusError
 from scpd.scp.driver import UINT64_MAX, EnvelopeState, TimerId, ValidationLevel
-from scpd.scp.federated import StatementPredicate
+from scpd.scp.federated import LatestStatements, PledgePredicate
 
 if TYPE_CHECKING:
     from scpd.scp.slot import Slot
@@ -78,7 +78,7 @@ class NominationProtocol:
         self.accepted: set[bytes] = set()
         self.candidates: set[bytes] = set()
         self.latest_composite: bytes | None = None
-        self.latest: dict[NodeID, SCPEnvelope] = {}
+        self.latest = LatestStatements()
         self.last_envelope: SCPEnvelope | None = None
         self.timer_armed = False
 
@@ -100,7 +100,7 @@ class NominationProtocol:
                 if self_envelope:
                     raise ConsensusError("nomination produced a stale statement")
                 return EnvelopeState.VALID
-        self.latest[st.node_id] = envelope
+        self.latest.record(envelope)
         if self.started:
             self._advance(st.node_id, nom)
         return EnvelopeState.VALID
@@ -304,7 +304,7 @@ class NominationProtocol:
         nom = _nom(envelope.statement)
         if not is_sane_nomination(nom):
             raise ConsensusError("cannot restore from an insane nomination statement")
-        self.latest[envelope.statement.node_id] = envelope
+        self.latest.record(envelope)
         self.accepted.update(nom.accepted)
         self.votes.update(nom.votes)
         self.last_envelope = envelope
@@ -328,9 +328,9 @@ def _nom(st: SCPStatement) -> SCPNomination:
     return pl
 
 
-def _votes_for(value: bytes) -> StatementPredicate:
-    return lambda st: value in _nom(st).votes
+def _votes_for(value: bytes) -> PledgePredicate:
+    return lambda pl: isinstance(pl, SCPNomination) and value in pl.votes
 
 
-def _accepts(value: bytes) -> StatementPredicate:
-    return lambda st: value in _nom(st).accepted
+def _accepts(value: bytes) -> PledgePredicate:
+    return lambda pl: isinstance(pl, SCPNomination) and value in pl.accepted

@@ -19,14 +19,19 @@ the latest statement per node, never a history.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from scpd.base.quorum import is_v_blocking
 from scpd.base.types import NodeID, SCPEnvelope, SCPNomination, SCPQuorumSet, SCPStatement
 from scpd.scp.ballot import BallotProtocol
 from scpd.scp.driver import Driver, EnvelopeState, ValidationLevel
-from scpd.scp.federated import QuorumSetCache, StatementPredicate, federated_accept, federated_ratify
+from scpd.scp.federated import (
+    LatestStatements,
+    PledgePredicate,
+    QuorumSetCache,
+    federated_accept,
+    federated_ratify,
+)
 from scpd.scp.local_node import LocalNode
 from scpd.scp.nomination import NominationProtocol
 
@@ -97,7 +102,8 @@ class Slot:
         return self.driver.validate_value(self.slot_index, value, nomination)
 
     def qset_of_statement(self, st: SCPStatement) -> SCPQuorumSet | None:
-        return self._qsets.of_statement(st)
+        """The quorum set a statement names (None for EXTERNALIZE, whose set is {sender}, or if unknown)."""
+        return self._qsets.of_pledges(st.pledges)
 
     def qset_is_sane(self, qset: SCPQuorumSet) -> bool:
         return self._qsets.is_sane(qset)
@@ -105,13 +111,11 @@ class Slot:
     def is_v_blocking(self, nodes: set[NodeID]) -> bool:
         return is_v_blocking(self.local_node.quorum_set, nodes)
 
-    def federated_accept(
-        self, envelopes: Mapping[NodeID, SCPEnvelope], voted: StatementPredicate, accepted: StatementPredicate
-    ) -> bool:
-        return federated_accept(self.local_node.quorum_set, envelopes, self._qsets.of_statement, voted, accepted)
+    def federated_accept(self, latest: LatestStatements, voted: PledgePredicate, accepted: PledgePredicate) -> bool:
+        return federated_accept(self.local_node.quorum_set, latest, self._qsets, voted, accepted)
 
-    def federated_ratify(self, envelopes: Mapping[NodeID, SCPEnvelope], voted: StatementPredicate) -> bool:
-        return federated_ratify(self.local_node.quorum_set, envelopes, self._qsets.of_statement, voted)
+    def federated_ratify(self, latest: LatestStatements, voted: PledgePredicate) -> bool:
+        return federated_ratify(self.local_node.quorum_set, latest, self._qsets, voted)
 
     # -- queries -----------------------------------------------------------
 
