@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "config_cmd",
     "simulate_cmd",
     "ledger_cmd",
+    "run_cmd",
 ]
 
 

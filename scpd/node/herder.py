@@ -1,0 +1,567 @@
+"""The herder: the application side of the SCP driver, on the asyncio loop.
+
+Theory of operation
+-------------------
+The herder owns the consensus core (``scpd.scp.SCP``) for one node and
+answers every question the core asks (``Driver``): it signs with the node
+key, persists each own envelope durably *before* flooding it (DESIGN rule 3),
+runs the core's timers on the event loop, judges values against the last
+ledger, and combines candidates. It also drives the cadence: slot ``i + 1`` is
+nominated ``slot_interval`` after slot ``i`` was, or as soon as slot ``i``
+externalizes if that takes longer.
+
+Envelopes arrive from the overlay hostile. The herder checks the cheap things
+first (the slot is near ours), then the signature, then fetches what the
+statement references and we lack (its quorum set, the tx sets of its values)
+from the peer that sent it, holding the envelope meanwhile (bounded), and
+only then hands it to the core. An invalid envelope scores its sender.
+
+Externalized values are written to the ledger store strictly in slot order;
+a slot that externalizes before its predecessor waits (bounded) until the
+predecessor is written. Each written ledger removes its transactions from
+the queue.
+
+The core is not re-entrant: nothing called from inside the core (hooks,
+``emit_envelope``) calls back into it; follow-up work goes through
+``loop.call_soon``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from scpd.base.keys import Keypair, sign_statement, verify_envelope
+from scpd.base.quorum import quorum_set_hash
+from scpd.base.types import (
+    NodeID,
+    SCPConfirm,
+    SCPEnvelope,
+    SCPExternalize,
+    SCPNomination,
+    SCPPrepare,
+    SCPQuorumSet,
+    SCPStatement,
+)
+from scpd.errors import LedgerError, XdrError
+from scpd.node.ledger import ChainTip, LedgerRecord, LedgerStore
+from scpd.node.overlay.messages import (
+    GetQuorumSet,
+    GetScpState,
+    GetTxSet,
+    OverlayMessage,
+    QuorumSetMessage,
+    ScpMessage,
+    Transaction,
+    TxSetMessage,
+)
+from scpd.node.overlay.overlay import Overlay, Verdict
+from scpd.node.overlay.peer import Peer
+from scpd.node.txqueue import AddResult, QueueLimits, TxQueue
+from scpd.node.values import (
+    ConsensusValue,
+    LedgerEntry,
+    TxSet,
+    TxSetLimits,
+    check_value,
+    combine_candidates,
+    next_close_time,
+)
+from scpd.scp.driver import Driver, EnvelopeState, TimerCallback, TimerId, ValidationLevel
+from scpd.scp.scp import SCP
+
+__all__ = ["ExternalizedSlot", "Herder", "HerderSettings"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HerderSettings:
+    slot_interval: float = 5.0
+    nomination_timeout_initial: float = 1.0
+    nomination_timeout_increment: float = 1.0
+    ballot_timeout_initial: float = 1.0
+    ballot_timeout_increment: float = 1.0
+    max_timeout: float = 30 * 60.0
+    tx_set_limits: TxSetLimits = field(default_factory=lambda: TxSetLimits(1000, 1 << 20))
+    queue_limits: QueueLimits = field(default_factory=lambda: QueueLimits(100_000, 64 << 10, 64 << 20))
+    max_close_time_drift: int = 60
+    # Envelopes for slots further than this from ours are ignored unread.
+    max_slots_ahead: int = 12
+    max_slots_behind: int = 2
+    fetch_timeout: float = 5.0
+    max_waiting_envelopes: int = 1000
+    # A stuck slot re-floods our latest statements and asks peers for theirs.
+    rebroadcast_interval: float = 2.0
+    keep_slots: int = 12
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalizedSlot:
+    """What the herder reports for each ledger it writes."""
+
+    slot: int
+    record: LedgerRecord
+    tx_count: int
+    seconds_to_consensus: float | None
+
+
+class Herder(Driver):
+    """One node's consensus driver, slot cadence and ledger writer."""
+
+    def __init__(
+        self,
+        keypair: Keypair,
+        net_id: bytes,
+        quorum_set: SCPQuorumSet,
+        store: LedgerStore,
+        settings: HerderSettings,
+        *,
+        is_validator: bool = True,
+        clock: Callable[[], float] = time.time,
+        on_externalized: Callable[[ExternalizedSlot], None] | None = None,
+    ) -> None:
+        super().__init__(
+            nomination_timeout_initial=settings.nomination_timeout_initial,
+            nomination_timeout_increment=settings.nomination_timeout_increment,
+            ballot_timeout_initial=settings.ballot_timeout_initial,
+            ballot_timeout_increment=settings.ballot_timeout_increment,
+            max_timeout=settings.max_timeout,
+        )
+        self.keypair = keypair
+        self.node_id: NodeID = keypair.public_key
+        self.net_id = net_id
+        self.store = store
+        self.settings = settings
+        self.is_validator = is_validator
+        self._clock = clock
+        self._on_externalized = on_externalized
+        self.scp = SCP(self, self.node_id, is_validator, quorum_set)
+        self.overlay: Overlay | None = None
+        self.txqueue = TxQueue(settings.queue_limits, store.is_included)
+        self._qsets: dict[bytes, SCPQuorumSet] = store.load_quorum_sets()
+        self._qsets[quorum_set_hash(quorum_set)] = quorum_set
+        self._tx_sets: OrderedDict[bytes, TxSet] = OrderedDict()
+        self._timers: dict[tuple[int, TimerId], asyncio.TimerHandle] = {}
+        self._externalized: dict[int, bytes] = {}
+        self._nominated_at: dict[int, float] = {}
+        self._waiting = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cadence: asyncio.TimerHandle | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._last_progress = clock()
+        self._running = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tip = store.tip()
+        last = store.latest()
+        # The previous slot's value feeds leader selection (draft 3.3).
+        self._tip_value = last.value.to_xdr() if last is not None else b""
+
+    # -- lifecycle ------------------------------------------------------------
+
+    @property
+    def current_slot(self) -> int:
+        """The slot being decided: one past the last ledger."""
+        return self._tip.slot + 1
+
+    @property
+    def tip(self) -> ChainTip:
+        return self._tip
+
+    def attach(self, overlay: Overlay) -> None:
+        self.overlay = overlay
+
+    def start(self) -> None:
+        """Restore our own statements of unfinished slots, then start the cadence."""
+        self._loop = asyncio.get_running_loop()
+        self._running = True
+        current = self.current_slot
+        for env in self.store.load_own_envelopes(current):
+            self._remember_tx_sets_of(env)
+            self.scp.set_state_from_envelope(env.statement.slot_index, env)
+        self._ticker = asyncio.create_task(self._tick_loop(), name="herder-tick")
+        self._loop.call_soon(self._nominate_current)
+
+    async def stop(self) -> None:
+        self._running = False
+        if self._cadence is not None:
+            self._cadence.cancel()
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        tasks = [t for t in (self._ticker, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- cadence --------------------------------------------------------------
+
+    def _nominate_current(self) -> None:
+        if not self._running:
+            return
+        slot = self.current_slot
+        if slot in self._nominated_at:
+            return
+        tip = self._tip
+        limits = self.settings.tx_set_limits
+        txs = self.txqueue.take_for_slot(limits.max_txs, limits.max_bytes)
+        tx_set = TxSet.canonical(tip.hash, txs)
+        self._remember_tx_set(tx_set)
+        value = ConsensusValue(next_close_time(int(self._clock()), tip.close_time), tx_set.hash())
+        self._nominated_at[slot] = self._clock()
+        self._last_progress = self._clock()
+        if self.is_validator:
+            self.scp.nominate(slot, value.to_xdr(), self._tip_value)
+
+    def _schedule_next_slot(self, slot: int) -> None:
+        """Nominate ``slot`` at ``slot_interval`` after its predecessor started."""
+        assert self._loop is not None
+        started = self._nominated_at.get(slot - 1, self._clock())
+        delay = max(0.0, started + self.settings.slot_interval - self._clock())
+        if self._cadence is not None:
+            self._cadence.cancel()
+        self._cadence = self._loop.call_later(delay, self._nominate_current)
+
+    async def _tick_loop(self) -> None:
+        """Keep a stuck slot moving: re-flood our statements and ask for others'."""
+        interval = self.settings.rebroadcast_interval
+        while True:
+            await asyncio.sleep(interval)
+            if self._clock() - self._last_progress >= interval:
+                self.rebroadcast()
+
+    def rebroadcast(self) -> None:
+        if self.overlay is None:
+            return
+        slot = self.current_slot
+        for env in self.scp.get_latest_messages_send(slot):
+            self.overlay.broadcast(ScpMessage(env), force=True)
+        for peer in self.overlay.peers:
+            peer.send(GetScpState(max(slot - 1, 0)))
+
+    # -- driver: envelopes ------------------------------------------------------
+
+    def sign_envelope(self, statement: SCPStatement) -> SCPEnvelope:
+        return sign_statement(self.keypair, self.net_id, statement)
+
+    def emit_envelope(self, envelope: SCPEnvelope) -> None:
+        slot = envelope.statement.slot_index
+        self.store.save_own_envelope(slot, envelope, self._tx_sets_of(envelope))
+        if self.overlay is not None:
+            self.overlay.broadcast(ScpMessage(envelope))
+
+    def get_quorum_set(self, qset_hash: bytes) -> SCPQuorumSet | None:
+        return self._qsets.get(qset_hash)
+
+    # -- driver: values ---------------------------------------------------------
+
+    def validate_value(self, slot_index: int, value: bytes, nomination: bool) -> ValidationLevel:
+        try:
+            decoded = ConsensusValue.from_xdr(value)
+        except XdrError:
+            return ValidationLevel.INVALID
+        tip = self._tip
+        if slot_index != tip.slot + 1:
+            # Not the next ledger: we cannot judge it against its predecessor.
+            return ValidationLevel.MAYBE_VALID
+        tx_set = self._find_tx_set(decoded.tx_set_hash)
+        if tx_set is None:
+            return ValidationLevel.MAYBE_VALID
+        problem = check_value(
+            decoded,
+            tx_set,
+            last_ledger_hash=tip.hash,
+            last_close_time=tip.close_time,
+            now=int(self._clock()),
+            max_future=self.settings.max_close_time_drift,
+            limits=self.settings.tx_set_limits,
+            is_included=self.store.is_included,
+        )
+        if problem is not None:
+            log.debug("value refused", slot=slot_index, reason=problem)
+            return ValidationLevel.INVALID
+        return ValidationLevel.FULLY_VALID
+
+    def combine_candidates(self, slot_index: int, candidates: frozenset[bytes]) -> bytes | None:
+        values = [ConsensusValue.from_xdr(v) for v in candidates]
+        tx_sets = {v.tx_set_hash: s for v in values if (s := self._find_tx_set(v.tx_set_hash)) is not None}
+        composite = combine_candidates(values, tx_sets)
+        return composite.to_xdr() if composite is not None else None
+
+    def value_to_str(self, value: bytes) -> str:
+        try:
+            v = ConsensusValue.from_xdr(value)
+        except XdrError:
+            return super().value_to_str(value)
+        return f"t={v.close_time} txset={v.tx_set_hash.hex()[:8]}"
+
+    # -- driver: timers ---------------------------------------------------------
+
+    def setup_timer(self, slot_index: int, timer_id: TimerId, timeout: float, callback: TimerCallback) -> None:
+        assert self._loop is not None
+        self.stop_timer(slot_index, timer_id)
+        key = (slot_index, timer_id)
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            if self._running:
+                callback()
+
+        self._timers[key] = self._loop.call_later(timeout, fire)
+
+    def stop_timer(self, slot_index: int, timer_id: TimerId) -> None:
+        handle = self._timers.pop((slot_index, timer_id), None)
+        if handle is not None:
+            handle.cancel()
+
+    # -- driver: hooks ------------------------------------------------------------
+
+    def value_externalized(self, slot_index: int, value: bytes) -> None:
+        self._externalized[slot_index] = value
+        self._last_progress = self._clock()
+        assert self._loop is not None
+        self._loop.call_soon(self._apply_externalized)
+
+    # -- ledger -------------------------------------------------------------------
+
+    def _apply_externalized(self) -> None:
+        """Write every externalized slot that now follows the tip, in order."""
+        while self._running:
+            slot = self.current_slot
+            value = self._externalized.get(slot)
+            if value is None:
+                break
+            decoded = ConsensusValue.from_xdr(value)
+            tx_set = self._find_tx_set(decoded.tx_set_hash)
+            if tx_set is None:
+                self._fetch_tx_set_for_ledger(decoded.tx_set_hash)
+                break
+            if not self._write_ledger(slot, decoded, tx_set):
+                break
+            del self._externalized[slot]
+        for old in [s for s in self._externalized if s < self.current_slot]:
+            del self._externalized[old]
+
+    def _write_ledger(self, slot: int, value: ConsensusValue, tx_set: TxSet) -> bool:
+        proofs = [
+            env
+            for env in self.scp.get_externalizing_state(slot)
+            if isinstance(env.statement.pledges, SCPExternalize)
+            and env.statement.pledges.commit.value == value.to_xdr()
+        ]
+        entry = LedgerEntry(slot, value)
+        try:
+            record = self.store.append_ledger(entry, tx_set, proofs)
+        except LedgerError as exc:
+            log.error("ledger write refused", slot=slot, error=str(exc))
+            return False
+        self._tip = ChainTip(record.slot, record.hash, record.close_time)
+        self._tip_value = value.to_xdr()
+        self.txqueue.remove_included(tx_set.tx_ids)
+        started = self._nominated_at.pop(slot, None)
+        elapsed = self._clock() - started if started is not None else None
+        self.scp.purge_slots(max(0, slot - self.settings.keep_slots))
+        self._forget_old_tx_sets()
+        if self._on_externalized is not None:
+            self._on_externalized(ExternalizedSlot(slot, record, len(tx_set.txs), elapsed))
+        self._schedule_next_slot(slot + 1)
+        return True
+
+    # -- overlay handler -------------------------------------------------------
+
+    def handle_message(self, peer: Peer, message: OverlayMessage) -> Verdict | None:
+        """The overlay's handler: judge each authenticated message from ``peer``."""
+        if isinstance(message, ScpMessage):
+            return self._receive_envelope(peer, message.envelope)
+        if isinstance(message, Transaction):
+            return Verdict.ACCEPT if self.submit_transaction(message.payload).accepted else Verdict.IGNORE
+        if isinstance(message, GetScpState):
+            self._send_scp_state(peer, message.slot_index)
+        elif isinstance(message, GetQuorumSet):
+            qset = self._qsets.get(message.item_hash)
+            if qset is not None:
+                peer.send(QuorumSetMessage(qset))
+        elif isinstance(message, GetTxSet):
+            tx_set = self._find_tx_set(message.item_hash)
+            if tx_set is not None:
+                peer.send(TxSetMessage(message.item_hash, tx_set.to_xdr()))
+        elif isinstance(message, QuorumSetMessage):
+            self._learn_quorum_set(message.quorum_set)
+        elif isinstance(message, TxSetMessage):
+            self._learn_tx_set_payload(message.item_hash, message.payload)
+        return None
+
+    def submit_transaction(self, tx: bytes) -> AddResult:
+        result = self.txqueue.add(tx)
+        if result.accepted and self.overlay is not None:
+            self.overlay.broadcast(Transaction(tx))
+        return result
+
+    def _send_scp_state(self, peer: Peer, from_slot: int) -> None:
+        for slot in self.scp.known_slots():
+            if slot < from_slot:
+                continue
+            for env in self.scp.get_externalizing_state(slot) or self.scp.get_latest_messages_send(slot):
+                peer.send(ScpMessage(env))
+
+    def _receive_envelope(self, peer: Peer, envelope: SCPEnvelope) -> Verdict:
+        statement = envelope.statement
+        slot = statement.slot_index
+        current = self.current_slot
+        if slot + self.settings.max_slots_behind < current or slot > current + self.settings.max_slots_ahead:
+            return Verdict.IGNORE
+        if statement.node_id == self.node_id:
+            return Verdict.IGNORE
+        if not verify_envelope(self.net_id, envelope):
+            log.warning("bad envelope signature", peer=str(peer.node_id), slot=slot)
+            return Verdict.REJECT
+        missing_qset = _qset_hash_of(statement)
+        if missing_qset in self._qsets:
+            missing_qset = None
+        missing_tx_sets = [h for h in self._tx_set_hashes_of(statement) if self._find_tx_set(h) is None]
+        if missing_qset is None and not missing_tx_sets:
+            return self._to_core(envelope)
+        if self._waiting >= self.settings.max_waiting_envelopes:
+            return Verdict.IGNORE
+        self._spawn(self._fetch_then_receive(peer, envelope, missing_qset, missing_tx_sets))
+        return Verdict.IGNORE
+
+    def _to_core(self, envelope: SCPEnvelope) -> Verdict:
+        state = self.scp.receive_envelope(envelope)
+        return Verdict.ACCEPT if state is EnvelopeState.VALID else Verdict.REJECT
+
+    async def _fetch_then_receive(
+        self, peer: Peer, envelope: SCPEnvelope, qset_hash: bytes | None, tx_set_hashes: list[bytes]
+    ) -> None:
+        assert self.overlay is not None
+        self._waiting += 1
+        try:
+            timeout = self.settings.fetch_timeout
+            if qset_hash is not None and qset_hash not in self._qsets:
+                qset = await self.overlay.fetch_quorum_set(qset_hash, peer, timeout)
+                if qset is None:
+                    return
+                self._learn_quorum_set(qset)
+            for h in tx_set_hashes:
+                if self._find_tx_set(h) is None:
+                    payload = await self.overlay.fetch_tx_set(h, peer, timeout, _hash_matches(h))
+                    if payload is None or not self._learn_tx_set_payload(h, payload):
+                        return
+        finally:
+            self._waiting -= 1
+        if not self._running:
+            return
+        verdict = self._to_core(envelope)
+        if verdict is Verdict.ACCEPT:
+            self.overlay.relay(ScpMessage(envelope), origin=peer)
+        elif verdict is Verdict.REJECT:
+            peer.score("invalid SCP envelope", 25)
+
+    def _fetch_tx_set_for_ledger(self, tx_set_hash: bytes) -> None:
+        """An externalized value whose tx set we lack: ask every peer until one answers."""
+        overlay = self.overlay
+        if overlay is None:
+            return
+
+        async def fetch() -> None:
+            for peer in list(overlay.peers):
+                payload = await overlay.fetch_tx_set(
+                    tx_set_hash, peer, self.settings.fetch_timeout, _hash_matches(tx_set_hash)
+                )
+                if payload is not None and self._learn_tx_set_payload(tx_set_hash, payload):
+                    self._apply_externalized()
+                    return
+
+        self._spawn(fetch())
+
+    # -- quorum sets and tx sets -----------------------------------------------------
+
+    def _learn_quorum_set(self, qset: SCPQuorumSet) -> None:
+        h = quorum_set_hash(qset)
+        if h not in self._qsets:
+            self._qsets[h] = qset
+            self.store.save_quorum_set(qset)
+
+    def _learn_tx_set_payload(self, tx_set_hash: bytes, payload: bytes) -> bool:
+        try:
+            tx_set = TxSet.from_xdr(payload)
+        except XdrError:
+            return False
+        if tx_set.hash() != tx_set_hash:
+            return False
+        self._remember_tx_set(tx_set)
+        return True
+
+    def _remember_tx_set(self, tx_set: TxSet) -> None:
+        self._tx_sets[tx_set.hash()] = tx_set
+
+    def _remember_tx_sets_of(self, envelope: SCPEnvelope) -> None:
+        for h in self._tx_set_hashes_of(envelope.statement):
+            tx_set = self.store.get_tx_set(h)
+            if tx_set is not None:
+                self._remember_tx_set(tx_set)
+
+    def _find_tx_set(self, tx_set_hash: bytes) -> TxSet | None:
+        found = self._tx_sets.get(tx_set_hash)
+        if found is None:
+            found = self.store.get_tx_set(tx_set_hash)
+            if found is not None:
+                self._tx_sets[tx_set_hash] = found
+        return found
+
+    def _tx_sets_of(self, envelope: SCPEnvelope) -> list[TxSet]:
+        return [s for h in self._tx_set_hashes_of(envelope.statement) if (s := self._tx_sets.get(h)) is not None]
+
+    def _tx_set_hashes_of(self, statement: SCPStatement) -> list[bytes]:
+        hashes: list[bytes] = []
+        for raw in _values_of(statement):
+            try:
+                hashes.append(ConsensusValue.from_xdr(raw).tx_set_hash)
+            except XdrError:
+                continue  # the core's validation rejects the statement
+        return list(dict.fromkeys(hashes))
+
+    def _forget_old_tx_sets(self) -> None:
+        """Tx sets are kept in memory for a while; the store has the ones that matter."""
+        limit = 4 * self.settings.keep_slots + 64
+        while len(self._tx_sets) > limit:
+            self._tx_sets.popitem(last=False)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _values_of(statement: SCPStatement) -> list[bytes]:
+    p = statement.pledges
+    if isinstance(p, SCPNomination):
+        return [*p.votes, *p.accepted]
+    if isinstance(p, SCPPrepare):
+        return [b.value for b in (p.ballot, p.prepared, p.prepared_prime) if b is not None]
+    if isinstance(p, SCPConfirm):
+        return [p.ballot.value]
+    return [p.commit.value]
+
+
+def _qset_hash_of(statement: SCPStatement) -> bytes:
+    p = statement.pledges
+    if isinstance(p, SCPExternalize):
+        return p.commit_quorum_set_hash
+    return p.quorum_set_hash
+
+
+def _hash_matches(tx_set_hash: bytes) -> Callable[[bytes], bool]:
+    def check(payload: bytes) -> bool:
+        try:
+            return TxSet.from_xdr(payload).hash() == tx_set_hash
+        except XdrError:
+            return False
+
+    return check
