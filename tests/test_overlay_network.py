@@ -522,10 +522,16 @@ async def test_crossing_dials_settle_on_one_connection(make_overlay: Factory) ->
     b, b_rec = await make_overlay()
     a.add_address(address_of(b), preferred=True)
     b.add_address(address_of(a), preferred=True)
-    await wait_until(lambda: a.peer(b.node_id) is not None and b.peer(a.node_id) is not None)
+    a_dials = a.node_id < b.node_id
+
+    def settled() -> bool:
+        # Both ends keep the connection dialed by the smaller node id (the other may win briefly first).
+        pa, pb = a.peer(b.node_id), b.peer(a.node_id)
+        return pa is not None and pb is not None and pa.outbound == a_dials and pb.outbound != a_dials
+
+    await wait_until(settled, what="one connection kept")
     await assert_exchange(a, a_rec, b, b_rec)
-    pa, pb = a.peer(b.node_id), b.peer(a.node_id)
-    assert pa is not None and pb is not None and pa.outbound != pb.outbound
+    assert settled() and len(a.peers) == len(b.peers) == 1
 
 
 async def test_stop_closes_peers_with_an_error_message(make_overlay: Factory, raw_peers: list[RawPeer]) -> None:

@@ -236,7 +236,8 @@ class Peer:
 
     async def _keepalive_loop(self) -> None:
         interval = self.settings.ping_interval
-        while True:
+        # The PING itself may close the peer (queue full) from this very task, so re-check each round.
+        while not self.closed:
             await asyncio.sleep(interval)
             silent = self._clock() - self.last_received
             if silent > self.settings.idle_timeout:
