@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from scpd.base.quorum import is_v_blocking
 from scpd.base.types import NodeID, SCPEnvelope, SCPNomination, SCPQuorumSet, SCPStatement
 from scpd.scp.ballot import BallotProtocol
 from scpd.scp.driver import Driver, EnvelopeState, ValidationLevel
@@ -109,7 +108,7 @@ class Slot:
         return self._qsets.is_sane(qset)
 
     def is_v_blocking(self, nodes: set[NodeID]) -> bool:
-        return is_v_blocking(self.local_node.quorum_set, nodes)
+        return self._qsets.compiled(self.local_node.quorum_set).blocked_by(nodes)
 
     def federated_accept(self, latest: LatestStatements, voted: PledgePredicate, accepted: PledgePredicate) -> bool:
         return federated_accept(self.local_node.quorum_set, latest, self._qsets, voted, accepted)
