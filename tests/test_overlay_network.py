@@ -9,6 +9,7 @@ overlay and checks that no task was left behind.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
 from collections import Counter
@@ -30,10 +31,12 @@ from scpd.node.overlay.messages import (
     ErrorCode,
     ErrorMessage,
     GetQuorumSet,
+    GetTxSet,
     MessageType,
     QuorumSetMessage,
     ScpMessage,
     Transaction,
+    TxSetMessage,
     decode_message,
 )
 from scpd.node.overlay.session import Session
@@ -562,6 +565,31 @@ async def test_quorum_set_is_fetched_from_the_peer_that_has_it(make_overlay: Fac
     assert got == [qset, qset, qset]
     async with asyncio.timeout(WAIT):  # DONT_HAVE ends the wait long before the fetch's own timeout
         assert await a.fetch_quorum_set(bytes(32), peer, 3600.0) is None
+
+
+async def test_tx_set_is_fetched_and_a_lying_answer_is_held_against_the_peer(make_overlay: Factory) -> None:
+    payload = b"an opaque transaction set"
+    good_hash = hashlib.sha256(payload).digest()
+    lie_hash = hashlib.sha256(b"something else").digest()
+
+    def holder(peer: Peer, message: OverlayMessage) -> Verdict:
+        if isinstance(message, GetTxSet):
+            peer.send(TxSetMessage(message.item_hash, payload))  # right for good_hash, a lie for lie_hash
+        return Verdict.IGNORE
+
+    def matches(h: bytes) -> Callable[[bytes], bool]:
+        return lambda p: hashlib.sha256(p).digest() == h
+
+    a, _ = await make_overlay()
+    b, _ = await make_overlay(handler=holder)  # type: ignore[arg-type]
+    await connect_pair(a, b)
+    peer = a.peer(b.node_id)
+    assert peer is not None
+    assert await a.fetch_tx_set(good_hash, peer, WAIT, matches(good_hash)) == payload
+    assert peer.misbehaviour == 0
+    async with asyncio.timeout(WAIT):  # the lie ends the wait at once instead of at the fetch's timeout
+        assert await a.fetch_tx_set(lie_hash, peer, 3600.0, matches(lie_hash)) is None
+    assert peer.misbehaviour == 25
 
 
 async def test_envelope_waits_for_its_quorum_set_then_floods_on(make_overlay: Factory) -> None:

@@ -354,8 +354,9 @@ async def test_pending_requests_share_one_request_and_resolve_by_hash() -> None:
     assert sent == ["req"]  # one request on the wire for three waiters
     with pytest.raises(TooManyRequests):
         await table.wait(b"other", NODE, lambda: True, 5.0)
-    assert not table.resolve(b"unknown", "x")
-    assert table.resolve(b"h", "item")
+    assert table.resolve(b"unknown", "x") is None
+    assert table.resolve(b"h", "item") is True
+    assert table.resolve(b"h", "again") is None
     assert await asyncio.gather(*waiters) == ["item"] * 3
     assert len(table) == 0
 
@@ -364,7 +365,7 @@ async def test_pending_requests_end_on_refusal_verification_or_timeout() -> None
     table: PendingRequests[str] = PendingRequests()
     waiter = asyncio.create_task(table.wait(b"h", NODE, lambda: True, 60.0, verify=lambda s: s == "right"))
     await asyncio.sleep(0)
-    assert not table.resolve(b"h", "wrong")
+    assert table.resolve(b"h", "wrong") is False
     table.refuse(b"h", NODE)
     assert await waiter is None
     assert await table.wait(b"t", NODE, lambda: True, 0.01) is None

@@ -495,11 +495,16 @@ class Overlay:
         if kind in FLOODED_TYPES:
             await self._dispatch_flooded(peer, message, encoded)
         elif isinstance(message, QuorumSetMessage):
-            if not self._qsets.resolve(quorum_set_hash(message.quorum_set), message.quorum_set):
+            if self._qsets.resolve(quorum_set_hash(message.quorum_set), message.quorum_set) is None:
                 await self._call_handler(peer, message)
         elif isinstance(message, TxSetMessage):
-            if not self._txsets.resolve(message.item_hash, message.payload):
+            answered = self._txsets.resolve(message.item_hash, message.payload)
+            if answered is None:
                 await self._call_handler(peer, message)
+            elif answered is False:
+                # The payload fails the requester's hash check: a lie, and no answer from this peer.
+                peer.score("TX_SET does not match its hash", REJECT_POINTS)
+                self._txsets.refuse(message.item_hash, peer.node_id)
         elif isinstance(message, DontHave):
             table = self._qsets if message.request_type == MessageType.GET_SCP_QUORUMSET else self._txsets
             table.refuse(message.item_hash, peer.node_id)

@@ -86,11 +86,11 @@ class PendingRequests(Generic[T]):
             if entry.future.done() or entry.waiters == 0:
                 self._drop(item_hash, entry)
 
-    def resolve(self, item_hash: bytes, item: T) -> bool:
-        """Deliver an answer; False if nobody waits for it or ``verify`` rejects it."""
+    def resolve(self, item_hash: bytes, item: T) -> bool | None:
+        """Deliver an answer: True if it ends the wait, False if ``verify`` rejects it, None if nobody waits."""
         entry = self._pending.get(item_hash)
         if entry is None or entry.future.done():
-            return False
+            return None
         if entry.verify is not None and not entry.verify(item):
             return False
         entry.future.set_result(item)
