@@ -108,6 +108,7 @@ class Simulation:
                 raise UsageError(f"partition {partition}: node index out of 0..{n - 1}")
 
         self.clock = VirtualClock()
+        self._started = False
         self.honest = [i for i in range(n) if i not in self.byzantine]
         down_for_good = {c.node for c in scenario.crashes if c.restart is None}
         self.intact = self._intact(set(self.honest) - down_for_good)
@@ -162,18 +163,30 @@ class Simulation:
                 return sorted(members)
             members -= dropped
 
-    def run(self) -> SimResult:
-        scenario = self.scenario
+    def start(self) -> None:
+        """Boot every node and schedule the crashes; ``run`` does this if needed."""
+        if self._started:
+            return
+        self._started = True
         for node in self.nodes:
             node.start()
-        for crash in scenario.crashes:
+        for crash in self.scenario.crashes:
             node = self.nodes[crash.node]
             self.clock.call_at(crash.at, node.crash)
             if crash.restart is not None:
                 self.clock.call_at(crash.restart, node.start)
-        goal = len(self.intact) * scenario.slots
+
+    def run(self) -> SimResult:
+        """Run until every intact node has decided every slot, or the time limit."""
+        self.start()
+        goal = len(self.intact) * self.scenario.slots
         recorder = self.recorder
-        self.clock.run(scenario.time_limit, stop=lambda: recorder.watched_decided >= goal)
+        self.clock.run(self.scenario.time_limit, stop=lambda: recorder.watched_decided >= goal)
+        return self.result()
+
+    def result(self) -> SimResult:
+        scenario = self.scenario
+        recorder = self.recorder
         assert self.world.network is not None
         return SimResult(
             scenario,
