@@ -399,6 +399,16 @@ async def test_oversized_frame_is_refused_before_its_body(make_overlay: Factory,
     await assert_exchange(a, a_rec, b, b_rec)
 
 
+async def test_own_message_too_large_to_send_is_not_sent_and_costs_the_peer_nothing(make_overlay: Factory) -> None:
+    a, a_rec = await make_overlay(max_frame=64 * 1024)
+    b, b_rec = await make_overlay(max_frame=64 * 1024)
+    await connect_pair(a, b)
+    assert a.broadcast(Transaction(bytes(64 * 1024))) == 0
+    peer = a.peer(b.node_id)
+    assert peer is not None and peer.misbehaviour == 0
+    await assert_exchange(a, a_rec, b, b_rec)
+
+
 async def test_peer_that_stops_reading_is_dropped_and_others_keep_up(
     make_overlay: Factory, raw_peers: list[RawPeer]
 ) -> None:

@@ -364,9 +364,9 @@ class Overlay:
         self._inbound_pending += 1
         try:
             result = await self._handshake(reader, writer, initiator=False)
-            host = writer.get_extra_info("peername")[0]
+            peername = writer.get_extra_info("peername")
             port = result.peer_hello.listening_port
-            address = PeerAddress(host, port) if port else None
+            address = PeerAddress(str(peername[0]), port) if port and peername else None
             self._admit(result, reader, writer, outbound=False, address=address)
             if address is not None:
                 self.add_address(address)

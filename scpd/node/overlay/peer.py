@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import structlog
 
 from scpd.base.types import NodeID
-from scpd.errors import OverlayError, XdrError
+from scpd.errors import XdrError
 from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, FrameError, encode_frame, read_frame
 from scpd.node.overlay.messages import (
     ErrorMessage,
@@ -131,13 +131,13 @@ class Peer:
         return self.send_encoded(encode_message(message))
 
     def send_encoded(self, encoded: bytes) -> bool:
-        """Queue an encoded message; False (and the peer dropped) if it cannot keep up."""
+        """Queue an encoded message; False if it is too large or the peer cannot keep up (then it is dropped)."""
         if self.closed:
             return False
         if len(encoded) + _SEALED_OVERHEAD > self.settings.max_frame:
-            raise OverlayError(
-                f"message of {len(encoded)} bytes exceeds the {self.settings.max_frame}-byte frame limit"
-            )
+            # Our own message is too big for any peer: a local problem, so it must not cost the peer anything.
+            log.error("message too large to send", size=len(encoded), max_frame=self.settings.max_frame)
+            return False
         try:
             self._queue.put_nowait(encoded)
         except asyncio.QueueFull:
