@@ -421,9 +421,8 @@ class Herder(Driver):
         if not verify_envelope(self.net_id, envelope):
             log.warning("bad envelope signature", peer=str(peer.node_id), slot=slot)
             return Verdict.REJECT
-        missing_qset = _qset_hash_of(statement)
-        if missing_qset in self._qsets:
-            missing_qset = None
+        qset_hash = _qset_hash_of(statement)
+        missing_qset = None if qset_hash in self._qsets else qset_hash
         missing_tx_sets = [h for h in self._tx_set_hashes_of(statement) if self._find_tx_set(h) is None]
         if missing_qset is None and not missing_tx_sets:
             return self._to_core(envelope)

@@ -15,6 +15,7 @@ import signal
 from collections.abc import Callable
 
 import structlog
+from aiohttp import web
 
 from scpd.node.herder import ExternalizedSlot, Herder, HerderSettings
 from scpd.node.ledger import LedgerStore
@@ -25,6 +26,7 @@ from scpd.node.txqueue import QueueLimits
 from scpd.node.values import TxSetLimits
 from scpd.operator.config import NodeConfig
 from scpd.operator.config import PeerAddress as ConfigAddress
+from scpd.operator.http_api import NodeContext, start_http
 
 __all__ = ["herder_settings", "overlay_config", "run_node"]
 
@@ -106,9 +108,13 @@ async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    http: web.AppRunner | None = None
     try:
         await overlay.start()
         herder.start()
+        if cfg.http_listen is not None:
+            ctx = NodeContext(cfg, herder, overlay, store)
+            http = await start_http(ctx, cfg.http_listen.host, cfg.http_listen.port)
         tip = herder.tip
         log.info(
             "node started",
@@ -124,6 +130,8 @@ async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], N
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if http is not None:
+            await http.cleanup()
         await herder.stop()
         await overlay.stop()
         store.close()

@@ -1,0 +1,56 @@
+"""The node's HTTP server (aiohttp): admin API, transactions, ledger, metrics.
+
+Theory of operation: the daemon builds one ``NodeContext`` (the running
+herder, overlay, store and configuration) and calls ``start_http`` with it.
+Routes live in one module per concern, each exposing ``add_routes(app, ctx)``
+and listed in ``ROUTE_MODULES``; handlers read the context and answer JSON.
+They run on the node's event loop, so anything slow (a long ledger query, a
+quorum analysis) goes to a worker thread with ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from scpd.node.herder import Herder
+from scpd.node.ledger import LedgerStore
+from scpd.node.overlay.overlay import Overlay
+from scpd.operator.config import NodeConfig
+
+__all__ = ["CONTEXT_KEY", "ROUTE_MODULES", "NodeContext", "build_app", "start_http"]
+
+# Modules under scpd.operator, each with add_routes(app, ctx).
+ROUTE_MODULES: list[str] = ["api_health"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeContext:
+    """What the HTTP handlers may look at and act on."""
+
+    config: NodeConfig
+    herder: Herder
+    overlay: Overlay
+    store: LedgerStore
+
+
+CONTEXT_KEY: web.AppKey[NodeContext] = web.AppKey("scpd.context", NodeContext)
+
+
+def build_app(ctx: NodeContext) -> web.Application:
+    app = web.Application(client_max_size=ctx.config.ledger.max_tx_size * 2 + 4096)
+    app[CONTEXT_KEY] = ctx
+    for name in ROUTE_MODULES:
+        importlib.import_module(f"scpd.operator.{name}").add_routes(app, ctx)
+    return app
+
+
+async def start_http(ctx: NodeContext, host: str, port: int) -> web.AppRunner:
+    """Serve the API on ``host:port``; the caller cleans up the returned runner."""
+    runner = web.AppRunner(build_app(ctx), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner
