@@ -267,7 +267,7 @@ class BallotProtocol:
         self.value_override: bytes | None = None
         self.heard_from_quorum = False
         self.timer_armed = False
-        self.latest = LatestStatements()
+        self.latest = LatestStatements(slot.intern)
         self.last_envelope: SCPEnvelope | None = None  # newest statement of ours
         self.last_envelope_emitted: SCPEnvelope | None = None
         self._message_level = 0

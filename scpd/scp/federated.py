@@ -69,10 +69,10 @@ class SlicePredicate:
 
     __slots__ = ("entries", "inner", "threshold", "validators")
 
-    def __init__(self, qset: SCPQuorumSet) -> None:
+    def __init__(self, qset: SCPQuorumSet, intern: Callable[[NodeID], NodeID]) -> None:
         self.threshold = qset.threshold
-        self.validators = frozenset(qset.validators)
-        self.inner = tuple(SlicePredicate(i) for i in qset.inner_sets)
+        self.validators = frozenset(intern(v) for v in qset.validators)
+        self.inner = tuple(SlicePredicate(i, intern) for i in qset.inner_sets)
         self.entries = len(qset.validators) + len(qset.inner_sets)
 
     def satisfied_by(self, nodes: Collection[NodeID]) -> bool:
@@ -103,18 +103,24 @@ class SlicePredicate:
 
 
 class LatestStatements:
-    """The latest envelope of each node for one phase, also grouped by identical pledges."""
+    """The latest envelope of each node for one phase, also grouped by identical pledges.
 
-    __slots__ = ("_envelopes", "_groups")
+    Node IDs go through ``intern`` so that every set of nodes holds the same
+    objects as the compiled quorum sets: set operations then compare by
+    identity instead of calling the dataclass ``__eq__``.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_envelopes", "_groups", "_intern")
+
+    def __init__(self, intern: Callable[[NodeID], NodeID]) -> None:
+        self._intern = intern
         self._envelopes: dict[NodeID, SCPEnvelope] = {}
         self._groups: dict[Pledges, set[NodeID]] = {}
 
     def record(self, envelope: SCPEnvelope) -> None:
         """Make ``envelope`` its sender's latest (the caller checked it is newer)."""
         st = envelope.statement
-        node = st.node_id
+        node = self._intern(st.node_id)
         old = self._envelopes.get(node)
         if old is not None:
             group = self._groups[old.statement.pledges]
@@ -171,6 +177,7 @@ class QuorumSetCache:
         self._by_hash: dict[bytes, SCPQuorumSet] = {}
         self._sane: dict[int, tuple[SCPQuorumSet, bool]] = {}
         self._compiled: dict[int, tuple[SCPQuorumSet, SlicePredicate]] = {}
+        self._nodes: dict[NodeID, NodeID] = {}
 
     def by_hash(self, qset_hash: bytes) -> SCPQuorumSet | None:
         if qset_hash == self._local.quorum_set_hash:
@@ -196,8 +203,18 @@ class QuorumSetCache:
         if entry is None or entry[0] is not qset:
             if len(self._compiled) >= self._limit:
                 self._compiled.clear()
-            entry = self._compiled[id(qset)] = (qset, SlicePredicate(qset))
+            entry = self._compiled[id(qset)] = (qset, SlicePredicate(qset, self.intern))
         return entry[1]
+
+    def intern(self, node: NodeID) -> NodeID:
+        """One shared object per node ID (see ``LatestStatements``)."""
+        found = self._nodes.get(node)
+        if found is None:
+            if len(self._nodes) >= 16 * self._limit:
+                # Forgetting is safe (equality still holds), only slower.
+                self._nodes.clear()
+            found = self._nodes[node] = node
+        return found
 
     def is_sane(self, qset: SCPQuorumSet) -> bool:
         entry = self._sane.get(id(qset))

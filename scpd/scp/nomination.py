@@ -78,7 +78,7 @@ class NominationProtocol:
         self.accepted: set[bytes] = set()
         self.candidates: set[bytes] = set()
         self.latest_composite: bytes | None = None
-        self.latest = LatestStatements()
+        self.latest = LatestStatements(slot.intern)
         self.last_envelope: SCPEnvelope | None = None
         self.timer_armed = False
 

@@ -45,6 +45,7 @@ class Slot:
         self.driver = driver
         self.local_node = local_node
         self._qsets = qsets
+        self.intern = qsets.intern
         self.fully_validated = local_node.is_validator
         self.externalized_value: bytes | None = None
         self.nomination = NominationProtocol(self)
