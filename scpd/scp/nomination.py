@@ -36,7 +36,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from scpd.base import quorum
-from scpd.base.types import NodeID, SCPEnvelope, SCPNomination, SCPQuorumSet, SCPStatement
+from scpd.base.types import NodeID, SCPEnvelope, SCPNomination, SCPStatement
 from scpd.errors import ConsensusError
 from scpd.scp.driver import UINT64_MAX, EnvelopeState, TimerId, ValidationLevel
 from scpd.scp.federated import LatestStatements, PledgePredicate
@@ -163,11 +163,27 @@ class NominationProtocol:
             self._slot.slot_index, self.previous_value, is_priority, self.round_number, node
         )
 
-    def _node_priority(self, node: NodeID, qset: SCPQuorumSet) -> int:
-        """priority(n, v) if v is in neighbors(n), else 0."""
-        is_local = node == self._slot.local_node.node_id
-        w = self._slot.driver.get_node_weight(node, qset, is_local)
-        bound = (w.numerator * UINT64_MAX) // w.denominator
+    def _neighbor_bounds(self) -> list[tuple[NodeID, int]]:
+        """Every node of the local quorum set (self first) with floor(weight * (2^64 - 1)).
+
+        Weights depend only on the local quorum set, so they are computed
+        once per set (on the local node) rather than every round of every
+        slot. As in stellar-core they are taken in the set normalized without
+        the local node, whose own weight is 1.
+        """
+        local = self._slot.local_node
+        cached = local.neighbor_bounds
+        if cached is None:
+            qset = quorum.normalize(local.quorum_set, remove=local.node_id)
+            cached = []
+            for node in [local.node_id, *sorted(quorum.all_validators(qset) - {local.node_id})]:
+                w = self._slot.driver.get_node_weight(node, qset, node == local.node_id)
+                cached.append((node, (w.numerator * UINT64_MAX) // w.denominator))
+            local.neighbor_bounds = cached
+        return cached
+
+    def _node_priority(self, node: NodeID, bound: int) -> int:
+        """priority(n, v) if v is in neighbors(n) (G_i(N || n || v) <= bound), else 0."""
         if bound > 0 and self._hash_node(False, node) <= bound:
             return self._hash_node(True, node)
         return 0
@@ -179,18 +195,17 @@ class NominationProtocol:
         skipped at once ("fast timeout") and the next one tried, until every
         node of the quorum set is a leader.
         """
-        local_id = self._slot.local_node.node_id
-        qset = quorum.normalize(self._slot.local_node.quorum_set, remove=local_id)
-        others = sorted(quorum.all_validators(qset) - {local_id})
-        while len(self.round_leaders) < len(others) + 1:
-            leaders = {local_id}
-            top = self._node_priority(local_id, qset)
-            for node in others:
-                w = self._node_priority(node, qset)
+        bounds = self._neighbor_bounds()
+        local_id = bounds[0][0]
+        while len(self.round_leaders) < len(bounds):
+            leaders: set[NodeID] = set()
+            top = 0
+            for node, bound in bounds:
+                w = self._node_priority(node, bound)
                 if w > top:
                     top = w
                     leaders = set()
-                if w == top and w > 0:
+                if w == top and (w > 0 or node == local_id):
                     leaders.add(node)
             if top == 0:
                 leaders = set()
