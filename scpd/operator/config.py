@@ -68,7 +68,7 @@ from scpd.base import quorum
 from scpd.base.keys import Keypair, network_id
 from scpd.base.types import MAX_QSET_DEPTH, MAX_QSET_NODES, NodeID, PublicKey, SCPQuorumSet
 from scpd.errors import ConfigError, KeyFormatError
-from scpd.node.values import MAX_TX_SIZE
+from scpd.node.values import MAX_TX_SIZE, TxSetLimits, max_tx_set_xdr_size
 from scpd.scp.driver import DEFAULT_TIMEOUT_INCREMENT, DEFAULT_TIMEOUT_INITIAL, MAX_TIMEOUT
 
 __all__ = [
@@ -325,6 +325,8 @@ class LedgerSection(_Section):
     max_tx_set_size: int = Field(default=1 << 20, ge=1024, le=128 << 20)
     max_tx_size: int = Field(default=64 << 10, ge=1, le=MAX_TX_SIZE)
     max_close_time_drift: float = Field(default=60.0, gt=0, le=86_400)
+    max_queue_txs: int = Field(default=100_000, ge=1, le=10_000_000)
+    max_queue_bytes: int = Field(default=64 << 20, ge=1024, le=4 << 30)
 
 
 class HttpSection(_Section):
@@ -933,11 +935,19 @@ class _Resolver:
                 "ledger.max_tx_size",
                 f"{led.max_tx_size} bytes is more than ledger.max_tx_set_size ({led.max_tx_set_size} bytes)",
             )
-        if o.max_message_size < led.max_tx_set_size + MESSAGE_OVERHEAD:
+        if led.max_queue_bytes < led.max_tx_size:
+            raise _Problem(
+                "ledger.max_queue_bytes",
+                f"{led.max_queue_bytes} bytes cannot hold one transaction of "
+                f"ledger.max_tx_size ({led.max_tx_size} bytes)",
+            )
+        needed = max_tx_set_xdr_size(TxSetLimits(led.max_tx_count, led.max_tx_set_size)) + MESSAGE_OVERHEAD
+        if o.max_message_size < needed:
             raise _Problem(
                 "overlay.max_message_size",
                 f"{o.max_message_size} bytes cannot carry a full transaction set: it must be at least "
-                f"ledger.max_tx_set_size + {MESSAGE_OVERHEAD} = {led.max_tx_set_size + MESSAGE_OVERHEAD} bytes",
+                f"{needed} bytes (the XDR of a set of ledger.max_tx_count transactions and "
+                f"ledger.max_tx_set_size bytes, plus {MESSAGE_OVERHEAD})",
             )
         if f.metrics.enabled and f.metrics.port is None and not f.http.enabled:
             raise _Problem(

@@ -43,11 +43,7 @@ def herder_settings(cfg: NodeConfig) -> HerderSettings:
         ballot_timeout_increment=t.ballot_timeout_increment,
         max_timeout=t.max_timeout,
         tx_set_limits=TxSetLimits(lg.max_tx_count, lg.max_tx_set_size),
-        queue_limits=QueueLimits(
-            max_tx_bytes=lg.max_tx_size,
-            max_txs=max(100 * lg.max_tx_count, 1000),
-            max_bytes=max(64 * lg.max_tx_set_size, lg.max_tx_size),
-        ),
+        queue_limits=QueueLimits(max_tx_bytes=lg.max_tx_size, max_txs=lg.max_queue_txs, max_bytes=lg.max_queue_bytes),
         max_close_time_drift=int(lg.max_close_time_drift),
     )
 
