@@ -82,3 +82,16 @@ def test_replay_command_reproduces_a_generated_run(capsys: pytest.CaptureFixture
     assert command[:2] == ["scpd", "simulate"] and "--random-faults" in command
     code, summary, _ = simulate(capsys, *command[2:])
     assert code == 0 and summary == json.loads(json.dumps(expected))
+
+
+def test_per_link_latency_option_slows_that_link_only(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--nodes", "4", "--slots", "1", "--seed", "8", "--latency", "const:0.01"]
+    _, fast, _ = simulate(capsys, *base)
+    # Every quorum (3 of 4) needs node 0 or node 1, whose outgoing links now take 2 s.
+    slow_links = [arg for src in (0, 1) for dst in range(4) if dst != src for arg in ("--link", f"{src}:{dst}:const:2")]
+    code, slow, _ = simulate(capsys, *base, *slow_links)
+    assert code == 0 and slow["completed"] is True
+    assert "--link 0:1:const:2" in slow["scenario"]["replay"]  # type: ignore[index]
+    assert slow["latency_p99"] > 2.0 > fast["latency_p99"]  # type: ignore[operator]
+    code, _, err = simulate(capsys, *base, "--link", "0:9:const:1")
+    assert code == 2 and "link 0->9" in err

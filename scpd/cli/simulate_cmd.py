@@ -18,7 +18,14 @@ from typing import Any
 from scpd.errors import UsageError
 from scpd.sim import topology as topo
 from scpd.sim.network import Partition, parse_latency
-from scpd.sim.scenario import DEFAULT_LATENCY, Scenario, parse_byzantine, parse_crash, random_faults
+from scpd.sim.scenario import (
+    DEFAULT_LATENCY,
+    Scenario,
+    parse_byzantine,
+    parse_crash,
+    parse_link,
+    random_faults,
+)
 from scpd.sim.simulator import run
 
 
@@ -30,6 +37,7 @@ def register(sub: Any) -> None:
     p.add_argument("--slots", type=int, default=3, help="slots to decide (default 3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--latency", default=str(DEFAULT_LATENCY), help="const:S, uniform:LO:HI or exp:FLOOR:MEAN seconds")
+    p.add_argument("--link", action="append", default=[], metavar="SRC:DST:LATENCY", help="one link's latency")
     p.add_argument("--loss", type=float, default=0.0, help="probability that a message is lost")
     p.add_argument("--loss-until", type=float, default=math.inf, help="virtual second at which loss stops")
     p.add_argument("--duplicate", type=float, default=0.0, help="probability that a message arrives twice")
@@ -63,6 +71,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         slots=args.slots,
         seed=args.seed,
         latency=parse_latency(args.latency),
+        link_latencies=tuple(parse_link(x) for x in args.link),
         loss=_probability("loss", args.loss),
         loss_until=args.loss_until,
         duplicate=_probability("duplicate", args.duplicate),
@@ -74,7 +83,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         time_limit=args.time_limit,
     )
     if args.random_faults:
-        scenario = random_faults(replace(scenario, partitions=(), crashes=()))
+        scenario = random_faults(replace(scenario, partitions=(), crashes=(), link_latencies=()))
     return scenario
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 
 from scpd.errors import UsageError
 from scpd.sim import topology as topo
-from scpd.sim.network import Constant, Exponential, LatencyModel, Partition, Uniform
+from scpd.sim.network import Constant, Exponential, LatencyModel, Partition, Uniform, parse_latency
 from scpd.sim.randomness import derive_rng
 
-__all__ = ["Crash", "Scenario", "parse_byzantine", "parse_crash", "random_byzantine", "random_faults"]
+__all__ = ["Crash", "Scenario", "parse_byzantine", "parse_crash", "parse_link", "random_byzantine", "random_faults"]
 
 DEFAULT_LATENCY: LatencyModel = Uniform(0.01, 0.1)
 BYZANTINE_KIND_NAMES = ("silent", "equivocate", "unnominated", "replay", "high-counter")
@@ -53,6 +53,18 @@ def parse_crash(text: str) -> Crash:
     return Crash(node, at, restart)
 
 
+def parse_link(text: str) -> tuple[int, int, LatencyModel]:
+    """``SRC:DST:LATENCY``, e.g. ``0:3:uniform:0.1:0.3``: the latency of one directed link."""
+    parts = text.split(":", 2)
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        src, dst = int(parts[0]), int(parts[1])
+    except ValueError:
+        raise UsageError(f"link {text!r}: expected SRC:DST:LATENCY") from None
+    return src, dst, parse_latency(parts[2])
+
+
 def parse_byzantine(text: str) -> tuple[str, int]:
     """``KIND:COUNT`` with KIND one of the Byzantine kinds."""
     kind, _, count_s = text.partition(":")
@@ -75,6 +87,7 @@ class Scenario:
     slots: int = 3
     seed: int = 0
     latency: LatencyModel = DEFAULT_LATENCY
+    link_latencies: tuple[tuple[int, int, LatencyModel], ...] = ()
     loss: float = 0.0
     loss_until: float = math.inf
     duplicate: float = 0.0
@@ -112,6 +125,8 @@ class Scenario:
                 args += ["--byzantine", f"{kind}:{count}"]
             return args
         args += ["--latency", str(self.latency)]
+        for src, dst, latency in self.link_latencies:
+            args += ["--link", f"{src}:{dst}:{latency}"]
         if self.loss:
             args += ["--loss", f"{self.loss:g}"]
             if math.isfinite(self.loss_until):
@@ -155,6 +170,16 @@ def random_faults(base: Scenario) -> Scenario:
     loss_until = round(rng.uniform(1.0, 8.0), 2) if loss else math.inf
     duplicate = round(rng.uniform(0.0, 0.2), 2) if rng.random() < 0.3 else 0.0
     reorder = round(rng.uniform(0.0, 0.3), 2) if rng.random() < 0.3 else 0.0
+    link_latencies: tuple[tuple[int, int, LatencyModel], ...] = ()
+    if rng.random() < 0.3:
+        # Distances differ per link: each directed link gets its own range.
+        per_link = []
+        for src in range(base.nodes):
+            for dst in range(base.nodes):
+                if src != dst:
+                    low = round(rng.uniform(0.0, 0.2), 3)
+                    per_link.append((src, dst, Uniform(low, round(low + rng.uniform(0.0, 0.1), 3))))
+        link_latencies = tuple(per_link)
     partitions: tuple[Partition, ...] = ()
     if rng.random() < 0.4 and base.nodes >= 2:
         order = list(range(base.nodes))
@@ -171,6 +196,7 @@ def random_faults(base: Scenario) -> Scenario:
     return replace(
         base,
         latency=latency,
+        link_latencies=link_latencies,
         loss=loss,
         loss_until=loss_until,
         duplicate=duplicate,

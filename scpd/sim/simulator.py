@@ -14,7 +14,7 @@ satisfied by members (so they can make progress without any faulty node).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from scpd.base import quorum
@@ -125,7 +125,12 @@ class Simulation:
             rebroadcast_interval=scenario.rebroadcast_interval,
         )
         link = LinkSpec(scenario.latency, scenario.loss, scenario.duplicate, scenario.reorder)
-        conditions = NetworkConditions(link, {}, scenario.partitions, scenario.loss_until)
+        links = {}
+        for src, dst, latency in scenario.link_latencies:
+            if not (0 <= src < n and 0 <= dst < n):
+                raise UsageError(f"link {src}->{dst}: node index out of 0..{n - 1}")
+            links[(src, dst)] = replace(link, latency=latency)
+        conditions = NetworkConditions(link, links, scenario.partitions, scenario.loss_until)
         self.nodes: list[SimNode] = []
         self.world.network = Network(
             self.clock,

@@ -126,7 +126,8 @@ def asymmetric(n: int, seed: int) -> Topology:
 
     The core is the first c = max(4, ceil(n / 2)) nodes (all n when n < 8).
     Core node i requires t_i of the core, t_i drawn from {k, k + 1} with k the
-    BFT threshold of c (capped at c). A leaf requires itself and s-of-S for a
+    BFT threshold of c (capped at c - 1, so one faulty core node never stalls
+    the core, unless k itself is c). A leaf requires itself and s-of-S for a
     random subset S of the core, s the BFT threshold of |S|. Every quorum thus
     holds at least k core nodes, and two quorums share 2k - c core nodes.
     Byzantine nodes are chosen in the core; the tolerance also keeps every
@@ -140,7 +141,7 @@ def asymmetric(n: int, seed: int) -> Topology:
     c = n if n < 8 else max(4, (n + 1) // 2)
     k = bft_threshold(c)
     core = tuple(ids[:c])
-    core_thresholds = [min(c, k + rng.randrange(2)) for _ in range(c)]
+    core_thresholds = [max(k, min(c - 1, k + rng.randrange(2))) for _ in range(c)]
     qsets: list[SCPQuorumSet] = [SCPQuorumSet(t, core) for t in core_thresholds]
     liveness = c - max(core_thresholds)
     for i in range(c, n):
