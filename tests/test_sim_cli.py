@@ -95,3 +95,28 @@ def test_per_link_latency_option_slows_that_link_only(capsys: pytest.CaptureFixt
     assert slow["latency_p99"] > 2.0 > fast["latency_p99"]  # type: ignore[operator]
     code, _, err = simulate(capsys, *base, "--link", "0:9:const:1")
     assert code == 2 and "link 0->9" in err
+
+
+def test_command_line_of_any_scenario_parses_back_to_the_same_scenario() -> None:
+    from dataclasses import replace
+
+    from scpd.cli.main import build_parser
+    from scpd.cli.simulate_cmd import scenario_from_args
+    from scpd.sim.scenario import random_byzantine
+
+    for seed in range(40):
+        topology = ("symmetric", "tiered", "cycle", "asymmetric")[seed % 4]
+        nodes = 9 if topology == "tiered" else 5 + seed % 3
+        base = Scenario(
+            topology=topology,
+            nodes=nodes,
+            slots=1 + seed % 3,
+            seed=seed,
+            byzantine=random_byzantine(seed, topology, nodes),
+            slot_interval=0.125 * (seed % 2),
+            time_limit=50.0 + seed / 7,
+        )
+        generated = random_faults(base)
+        for scenario in (generated, replace(generated, random_faults=False)):
+            args = build_parser().parse_args(["simulate", *scenario.cli_args()])
+            assert scenario_from_args(args) == scenario, scenario.replay_command()

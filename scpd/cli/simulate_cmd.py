@@ -20,6 +20,7 @@ from scpd.sim import topology as topo
 from scpd.sim.network import Partition, parse_latency
 from scpd.sim.scenario import (
     DEFAULT_LATENCY,
+    DEFAULT_TIME_LIMIT,
     Scenario,
     parse_byzantine,
     parse_crash,
@@ -46,7 +47,7 @@ def register(sub: Any) -> None:
     p.add_argument("--crash", action="append", default=[], metavar="NODE:AT[:RESTART]")
     p.add_argument("--byzantine", action="append", default=[], metavar="KIND:COUNT")
     p.add_argument("--slot-interval", type=float, default=0.0, help="minimum seconds between slot nominations")
-    p.add_argument("--time-limit", type=float, default=3600.0, help="stop after this much virtual time")
+    p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, help="stop after this much virtual time")
     p.add_argument(
         "--random-faults", action="store_true", help="draw latency, loss, partitions and crashes from the seed"
     )

@@ -31,8 +31,15 @@ __all__ = [
     "NetworkCounters",
     "Partition",
     "Uniform",
+    "fnum",
     "parse_latency",
 ]
+
+
+def fnum(x: float) -> str:
+    """A float as the shortest text that parses back to exactly it (no trailing .0)."""
+    text = repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +50,7 @@ class Constant:
         return self.seconds
 
     def __str__(self) -> str:
-        return f"const:{self.seconds:g}"
+        return f"const:{fnum(self.seconds)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +62,7 @@ class Uniform:
         return rng.uniform(self.low, self.high)
 
     def __str__(self) -> str:
-        return f"uniform:{self.low:g}:{self.high:g}"
+        return f"uniform:{fnum(self.low)}:{fnum(self.high)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +76,7 @@ class Exponential:
         return self.floor + (rng.expovariate(1.0 / self.mean_extra) if self.mean_extra > 0 else 0.0)
 
     def __str__(self) -> str:
-        return f"exp:{self.floor:g}:{self.mean_extra:g}"
+        return f"exp:{fnum(self.floor)}:{fnum(self.mean_extra)}"
 
 
 LatencyModel = Constant | Uniform | Exponential
@@ -128,7 +135,7 @@ class Partition:
 
     def __str__(self) -> str:
         groups = "/".join(",".join(str(n) for n in sorted(g)) for g in self.groups)
-        return f"{self.start:g}:{self.end:g}:{groups}"
+        return f"{fnum(self.start)}:{fnum(self.end)}:{groups}"
 
     @classmethod
     def parse(cls, text: str) -> Partition:

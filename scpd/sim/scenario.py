@@ -17,12 +17,13 @@ from dataclasses import dataclass, field, replace
 
 from scpd.errors import UsageError
 from scpd.sim import topology as topo
-from scpd.sim.network import Constant, Exponential, LatencyModel, Partition, Uniform, parse_latency
+from scpd.sim.network import Constant, Exponential, LatencyModel, Partition, Uniform, fnum, parse_latency
 from scpd.sim.randomness import derive_rng
 
 __all__ = ["Crash", "Scenario", "parse_byzantine", "parse_crash", "parse_link", "random_byzantine", "random_faults"]
 
 DEFAULT_LATENCY: LatencyModel = Uniform(0.01, 0.1)
+DEFAULT_TIME_LIMIT = 3600.0
 BYZANTINE_KIND_NAMES = ("silent", "equivocate", "unnominated", "replay", "high-counter")
 
 
@@ -35,7 +36,7 @@ class Crash:
     restart: float | None
 
     def __str__(self) -> str:
-        return f"{self.node}:{self.at:g}" + ("" if self.restart is None else f":{self.restart:g}")
+        return f"{self.node}:{fnum(self.at)}" + ("" if self.restart is None else f":{fnum(self.restart)}")
 
 
 def parse_crash(text: str) -> Crash:
@@ -97,7 +98,7 @@ class Scenario:
     byzantine: tuple[tuple[str, int], ...] = ()
     slot_interval: float = 0.0
     rebroadcast_interval: float = 1.0
-    time_limit: float = 3600.0
+    time_limit: float = DEFAULT_TIME_LIMIT
     random_faults: bool = field(default=False)
 
     @property
@@ -119,30 +120,29 @@ class Scenario:
         if self.threshold is not None:
             args += ["--threshold", str(self.threshold)]
         args += ["--seed", str(self.seed)]
+        for kind, count in self.byzantine:
+            args += ["--byzantine", f"{kind}:{count}"]
+        if self.slot_interval:
+            args += ["--slot-interval", fnum(self.slot_interval)]
+        if self.time_limit != DEFAULT_TIME_LIMIT:
+            args += ["--time-limit", fnum(self.time_limit)]
         if self.random_faults:
-            args.append("--random-faults")
-            for kind, count in self.byzantine:
-                args += ["--byzantine", f"{kind}:{count}"]
-            return args
+            return [*args, "--random-faults"]
         args += ["--latency", str(self.latency)]
         for src, dst, latency in self.link_latencies:
             args += ["--link", f"{src}:{dst}:{latency}"]
         if self.loss:
-            args += ["--loss", f"{self.loss:g}"]
+            args += ["--loss", fnum(self.loss)]
             if math.isfinite(self.loss_until):
-                args += ["--loss-until", f"{self.loss_until:g}"]
+                args += ["--loss-until", fnum(self.loss_until)]
         if self.duplicate:
-            args += ["--duplicate", f"{self.duplicate:g}"]
+            args += ["--duplicate", fnum(self.duplicate)]
         if self.reorder:
-            args += ["--reorder", f"{self.reorder:g}"]
+            args += ["--reorder", fnum(self.reorder)]
         for p in self.partitions:
             args += ["--partition", str(p)]
         for c in self.crashes:
             args += ["--crash", str(c)]
-        for kind, count in self.byzantine:
-            args += ["--byzantine", f"{kind}:{count}"]
-        if self.slot_interval:
-            args += ["--slot-interval", f"{self.slot_interval:g}"]
         return args
 
     def replay_command(self) -> str:
