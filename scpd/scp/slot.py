@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from scpd.base.types import NodeID, SCPEnvelope, SCPNomination, SCPQuorumSet, SCPStatement
-from scpd.scp.ballot import BallotProtocol
+from scpd.scp.ballot import BallotProtocol, Phase
 from scpd.scp.driver import Driver, EnvelopeState, ValidationLevel
 from scpd.scp.federated import (
     LatestStatements,
@@ -72,7 +72,7 @@ class Slot:
             self.nomination.set_state_from_envelope(envelope)
         else:
             self.ballot.set_state_from_envelope(envelope)
-            if self.ballot.phase.name == "EXTERNALIZE" and self.ballot.commit is not None:
+            if self.ballot.phase == Phase.EXTERNALIZE and self.ballot.commit is not None:
                 # Decided before the restart: the application already heard about it.
                 self.externalized_value = self.ballot.commit.value
 
