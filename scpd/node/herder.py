@@ -38,7 +38,7 @@ from typing import Any
 import structlog
 
 from scpd.base.keys import Keypair, sign_statement, verify_envelope
-from scpd.base.quorum import quorum_set_hash
+from scpd.base.quorum import all_validators, quorum_set_hash
 from scpd.base.types import (
     NodeID,
     SCPConfirm,
@@ -51,6 +51,7 @@ from scpd.base.types import (
 )
 from scpd.errors import LedgerError, XdrError
 from scpd.node.ledger import ChainTip, LedgerRecord, LedgerStore
+from scpd.node.metrics import Metrics
 from scpd.node.overlay.messages import (
     GetQuorumSet,
     GetScpState,
@@ -63,7 +64,7 @@ from scpd.node.overlay.messages import (
 )
 from scpd.node.overlay.overlay import Overlay, Verdict
 from scpd.node.overlay.peer import Peer
-from scpd.node.txqueue import AddResult, QueueLimits, TxQueue
+from scpd.node.txqueue import AddResult, Outcome, QueueLimits, TxQueue
 from scpd.node.values import (
     ConsensusValue,
     LedgerEntry,
@@ -126,6 +127,7 @@ class Herder(Driver):
         is_validator: bool = True,
         clock: Callable[[], float] = time.time,
         on_externalized: Callable[[ExternalizedSlot], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__(
             nomination_timeout_initial=settings.nomination_timeout_initial,
@@ -142,7 +144,14 @@ class Herder(Driver):
         self.is_validator = is_validator
         self._clock = clock
         self._on_externalized = on_externalized
+        # Without a Metrics object the counters still exist, in a private registry nobody scrapes.
+        self.metrics = metrics if metrics is not None else Metrics(process=False)
         self.scp = SCP(self, self.node_id, is_validator, quorum_set)
+        # When each validator of our quorum set was last heard from (valid signature), for quorum health.
+        self.heard_at: dict[NodeID, float] = {}
+        self._members = frozenset(all_validators(quorum_set))
+        # Local clock time of the last ledger written by this process (None before the first).
+        self.last_ledger_at: float | None = None
         self.overlay: Overlay | None = None
         self.txqueue = TxQueue(settings.queue_limits, store.is_included)
         self._qsets: dict[bytes, SCPQuorumSet] = store.load_quorum_sets()
@@ -253,6 +262,7 @@ class Herder(Driver):
     def emit_envelope(self, envelope: SCPEnvelope) -> None:
         slot = envelope.statement.slot_index
         self.store.save_own_envelope(slot, envelope, self._tx_sets_of(envelope))
+        self.metrics.envelopes_emitted.inc()
         if self.overlay is not None:
             self.overlay.broadcast(ScpMessage(envelope))
 
@@ -311,6 +321,7 @@ class Herder(Driver):
         def fire() -> None:
             self._timers.pop(key, None)
             if self._running:
+                self.metrics.timer_expiries.labels(timer_id.name.lower()).inc()
                 callback()
 
         self._timers[key] = self._loop.call_later(timeout, fire)
@@ -366,6 +377,9 @@ class Herder(Driver):
         self.txqueue.remove_included(tx_set.tx_ids)
         started = self._nominated_at.pop(slot, None)
         elapsed = self._clock() - started if started is not None else None
+        self.last_ledger_at = self._clock()
+        self.metrics.slot_externalized(slot, elapsed, self.scp.snapshot(slot))
+        self.metrics.tx_included.inc(len(tx_set.txs))
         self.scp.purge_slots(max(0, slot - self.settings.keep_slots))
         self._forget_old_tx_sets()
         if self._on_externalized is not None:
@@ -380,7 +394,8 @@ class Herder(Driver):
         if isinstance(message, ScpMessage):
             return self._receive_envelope(peer, message.envelope)
         if isinstance(message, Transaction):
-            return Verdict.ACCEPT if self.submit_transaction(message.payload).accepted else Verdict.IGNORE
+            result = self.submit_transaction(message.payload, source="peer")
+            return Verdict.ACCEPT if result.accepted else Verdict.IGNORE
         if isinstance(message, GetScpState):
             self._send_scp_state(peer, message.slot_index)
         elif isinstance(message, GetQuorumSet):
@@ -397,11 +412,22 @@ class Herder(Driver):
             self._learn_tx_set_payload(message.item_hash, message.payload)
         return None
 
-    def submit_transaction(self, tx: bytes) -> AddResult:
+    def submit_transaction(self, tx: bytes, *, source: str = "api") -> AddResult:
         result = self.txqueue.add(tx)
+        self._count_transaction(source, result)
         if result.accepted and self.overlay is not None:
             self.overlay.broadcast(Transaction(tx))
         return result
+
+    def _count_transaction(self, source: str, result: AddResult) -> None:
+        m = self.metrics
+        m.tx_received.labels(source).inc()
+        if result.outcome is Outcome.QUEUED:
+            m.tx_queued.inc()
+        elif result.outcome is Outcome.ALREADY_KNOWN:
+            m.tx_known.inc()
+        elif result.refusal is not None:
+            m.tx_refused.labels(result.refusal.value).inc()
 
     def _send_scp_state(self, peer: Peer, from_slot: int) -> None:
         for slot in self.scp.known_slots():
@@ -414,26 +440,40 @@ class Herder(Driver):
         statement = envelope.statement
         slot = statement.slot_index
         current = self.current_slot
+        m = self.metrics
+        m.envelopes_received.inc()
         if slot + self.settings.max_slots_behind < current or slot > current + self.settings.max_slots_ahead:
+            m.envelopes_rejected.labels("slot_out_of_range").inc()
             return Verdict.IGNORE
         if statement.node_id == self.node_id:
+            m.envelopes_rejected.labels("own_envelope").inc()
             return Verdict.IGNORE
+        m.signature_verifications.inc()
         if not verify_envelope(self.net_id, envelope):
+            m.signature_failures.inc()
+            m.envelopes_rejected.labels("bad_signature").inc()
             log.warning("bad envelope signature", peer=str(peer.node_id), slot=slot)
             return Verdict.REJECT
+        if statement.node_id in self._members:
+            self.heard_at[statement.node_id] = self._clock()
         qset_hash = _qset_hash_of(statement)
         missing_qset = None if qset_hash in self._qsets else qset_hash
         missing_tx_sets = [h for h in self._tx_set_hashes_of(statement) if self._find_tx_set(h) is None]
         if missing_qset is None and not missing_tx_sets:
             return self._to_core(envelope)
         if self._waiting >= self.settings.max_waiting_envelopes:
+            m.envelopes_rejected.labels("too_many_waiting").inc()
             return Verdict.IGNORE
         self._spawn(self._fetch_then_receive(peer, envelope, missing_qset, missing_tx_sets))
         return Verdict.IGNORE
 
     def _to_core(self, envelope: SCPEnvelope) -> Verdict:
         state = self.scp.receive_envelope(envelope)
-        return Verdict.ACCEPT if state is EnvelopeState.VALID else Verdict.REJECT
+        if state is EnvelopeState.VALID:
+            self.metrics.envelopes_relayed.inc()
+            return Verdict.ACCEPT
+        self.metrics.envelopes_rejected.labels("invalid").inc()
+        return Verdict.REJECT
 
     async def _fetch_then_receive(
         self, peer: Peer, envelope: SCPEnvelope, qset_hash: bytes | None, tx_set_hashes: list[bytes]
@@ -445,12 +485,14 @@ class Herder(Driver):
             if qset_hash is not None and qset_hash not in self._qsets:
                 qset = await self.overlay.fetch_quorum_set(qset_hash, peer, timeout)
                 if qset is None:
+                    self.metrics.envelopes_rejected.labels("fetch_failed").inc()
                     return
                 self._learn_quorum_set(qset)
             for h in tx_set_hashes:
                 if self._find_tx_set(h) is None:
                     payload = await self.overlay.fetch_tx_set(h, peer, timeout, _hash_matches(h))
                     if payload is None or not self._learn_tx_set_payload(h, payload):
+                        self.metrics.envelopes_rejected.labels("fetch_failed").inc()
                         return
         finally:
             self._waiting -= 1

@@ -19,11 +19,13 @@ from aiohttp import web
 
 from scpd.node.herder import ExternalizedSlot, Herder, HerderSettings
 from scpd.node.ledger import LedgerStore
+from scpd.node.metrics import Metrics, stale_after
 from scpd.node.overlay.backoff import Backoff
 from scpd.node.overlay.messages import PeerAddress
 from scpd.node.overlay.overlay import Overlay, OverlayConfig
 from scpd.node.txqueue import QueueLimits
 from scpd.node.values import TxSetLimits
+from scpd.operator.api_metrics import start_metrics_http
 from scpd.operator.config import NodeConfig
 from scpd.operator.config import PeerAddress as ConfigAddress
 from scpd.operator.http_api import NodeContext, start_http
@@ -86,7 +88,8 @@ def _log_ledger(done: ExternalizedSlot) -> None:
 
 async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], None] | None = None) -> int:
     """Run one node until SIGTERM/SIGINT; returns the process exit code."""
-    store = LedgerStore.open_data_dir(cfg.data_dir)
+    metrics = Metrics()
+    store = LedgerStore.open_data_dir(cfg.data_dir, write_observer=metrics.observe_write)
     herder = Herder(
         cfg.keypair,
         cfg.network_id,
@@ -95,9 +98,11 @@ async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], N
         herder_settings(cfg),
         is_validator=cfg.is_validator,
         on_externalized=_log_ledger,
+        metrics=metrics,
     )
     overlay = Overlay(cfg.keypair, overlay_config(cfg), herder.handle_message)
     herder.attach(overlay)
+    metrics.watch(herder, overlay, stale_after=stale_after(cfg.timers.slot_interval))
     for address in cfg.known_addresses:
         overlay.add_address(_address(address))
     stop = asyncio.Event()
@@ -105,12 +110,15 @@ async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], N
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     http: web.AppRunner | None = None
+    metrics_http: web.AppRunner | None = None
     try:
         await overlay.start()
         herder.start()
         if cfg.http_listen is not None:
-            ctx = NodeContext(cfg, herder, overlay, store)
+            ctx = NodeContext(cfg, herder, overlay, store, metrics)
             http = await start_http(ctx, cfg.http_listen.host, cfg.http_listen.port)
+        if cfg.metrics_enabled and cfg.metrics_listen is not None:
+            metrics_http = await start_metrics_http(metrics, cfg.metrics_listen.host, cfg.metrics_listen.port)
         tip = herder.tip
         log.info(
             "node started",
@@ -128,6 +136,8 @@ async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], N
             loop.remove_signal_handler(sig)
         if http is not None:
             await http.cleanup()
+        if metrics_http is not None:
+            await metrics_http.cleanup()
         await herder.stop()
         await overlay.stop()
         store.close()

@@ -17,13 +17,14 @@ from aiohttp import web
 
 from scpd.node.herder import Herder
 from scpd.node.ledger import LedgerStore
+from scpd.node.metrics import Metrics
 from scpd.node.overlay.overlay import Overlay
 from scpd.operator.config import NodeConfig
 
 __all__ = ["CONTEXT_KEY", "ROUTE_MODULES", "NodeContext", "build_app", "start_http"]
 
 # Modules under scpd.operator, each with add_routes(app, ctx).
-ROUTE_MODULES: list[str] = ["api_health"]
+ROUTE_MODULES: list[str] = ["api_health", "api_admin", "api_metrics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class NodeContext:
     herder: Herder
     overlay: Overlay
     store: LedgerStore
+    metrics: Metrics | None = None
 
 
 CONTEXT_KEY: web.AppKey[NodeContext] = web.AppKey("scpd.context", NodeContext)

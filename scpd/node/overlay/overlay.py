@@ -131,6 +131,13 @@ class OverlayStats:
     handshakes_failed: int = 0
     peers_dropped: int = 0
     bans: int = 0
+    misbehaviour_reports: int = 0
+    misbehaviour_disconnects: int = 0  # connected peers dropped by a ban
+    # Traffic of connections already closed; ``Overlay.traffic`` adds the live ones.
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
 
 
 @dataclass(slots=True)
@@ -244,6 +251,17 @@ class Overlay:
 
     def is_banned(self, key: NodeID | PeerAddress) -> bool:
         return self._bans.is_banned(key)
+
+    def traffic(self) -> dict[str, int]:
+        """Messages and bytes in and out since start, over closed and live connections."""
+        s = self.stats
+        live = list(self._peers.values())
+        return {
+            "messages_in": s.messages_in + sum(p.messages_received for p in live),
+            "messages_out": s.messages_out + sum(p.messages_sent for p in live),
+            "bytes_in": s.bytes_in + sum(p.bytes_received for p in live),
+            "bytes_out": s.bytes_out + sum(p.bytes_sent for p in live),
+        }
 
     # ----- addresses and dialing ----------------------------------------
 
@@ -462,6 +480,10 @@ class Overlay:
             self._qsets.peer_gone(peer.node_id)
             self._txsets.peer_gone(peer.node_id)
             self.stats.peers_dropped += 1
+            self.stats.messages_in += peer.messages_received
+            self.stats.messages_out += peer.messages_sent
+            self.stats.bytes_in += peer.bytes_received
+            self.stats.bytes_out += peer.bytes_sent
             log.info("peer disconnected", peer=str(peer.node_id), reason=reason)
         self._wake.set()
 
@@ -472,7 +494,8 @@ class Overlay:
         self._scores[peer.node_id] = total
         while len(self._scores) > 4096:
             self._scores.popitem(last=False)
-        log.info("peer misbehaved", peer=str(peer.node_id), reason=reason, points=points, total=total)
+        self.stats.misbehaviour_reports += 1
+        log.warning("peer misbehaved", peer=str(peer.node_id), reason=reason, points=points, total=total)
         if total >= self.config.ban_threshold:
             self.ban(peer.node_id, peer.address)
 
@@ -486,6 +509,7 @@ class Overlay:
         self.stats.bans += 1
         peer = self._peers.get(node)
         if peer is not None:
+            self.stats.misbehaviour_disconnects += 1
             peer.close("banned for misbehaviour", error=ErrorMessage(ErrorCode.BANNED, "banned for misbehaviour"))
 
     # ----- messages --------------------------------------------------------

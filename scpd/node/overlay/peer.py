@@ -104,6 +104,8 @@ class Peer:
         self.last_received = clock()
         self.messages_received = 0
         self.messages_sent = 0
+        self.bytes_received = 0
+        self.bytes_sent = 0
         self.misbehaviour = 0
         writer.transport.set_write_buffer_limits(high=settings.write_buffer_high)
 
@@ -192,6 +194,7 @@ class Peer:
             while not self.closed:
                 frame = await read_frame(self._reader, self.settings.max_frame)
                 self.last_received = self._clock()
+                self.bytes_received += len(frame) + 4  # with the 4-byte record mark
                 try:
                     message, encoded = self._session.open(frame)
                 except XdrError as exc:
@@ -223,8 +226,10 @@ class Peer:
             while True:
                 encoded = await self._queue.get()
                 try:
-                    self._writer.write(encode_frame(self._session.seal_encoded(encoded), self.settings.max_frame))
+                    frame = encode_frame(self._session.seal_encoded(encoded), self.settings.max_frame)
+                    self._writer.write(frame)
                     self.messages_sent += 1
+                    self.bytes_sent += len(frame)
                     async with asyncio.timeout(self.settings.write_timeout):
                         await self._writer.drain()
                 finally:

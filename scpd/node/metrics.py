@@ -1,0 +1,359 @@
+"""Prometheus metrics of one node, and the quorum health they report.
+
+Theory of operation
+-------------------
+A ``Metrics`` object owns its own ``CollectorRegistry``: there is no global
+registry, so several nodes in one test process never clash, and /metrics
+serves exactly one node. The daemon creates one and passes it to the herder
+(and the store's ``write_observer``); components built without one (tests,
+tools) get a private, unexported instance, so the instrumented code never
+branches on "are metrics on".
+
+Two kinds of metric live here:
+
+* events counted where they happen (the herder calls ``inc``/``observe`` on
+  the attributes below: envelopes, signatures, timers, slots, transactions,
+  ledger writes);
+* state read at scrape time by a collector (``watch``): peers by direction,
+  bytes and messages in and out (the overlay's own counters), the tx queue
+  size, and quorum health. Reading at scrape time keeps the hot paths free of
+  metric bookkeeping and cannot drift from the truth.
+
+Names follow Prometheus conventions: ``scpd_`` prefix, ``_total`` counters,
+``_seconds``/``_bytes`` units, label values from small fixed sets (declared up
+front so every series exists, at 0, from the first scrape).
+
+Quorum health classifies each validator of the local quorum set, looking at
+the last closed slot ``L`` and the slot being decided ``C = L + 1``:
+
+* ``disagree``: its statement for ``L`` confirms or externalizes another value;
+* ``agree``: it speaks about ``C`` (or later), or it committed our value for ``L``,
+  and we heard from it recently;
+* ``delayed``: heard from recently, but still behind (no commit for ``L``);
+* ``missing``: not heard from within ``stale_after`` seconds (or never).
+
+The local node itself always agrees.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from scpd.base.quorum import all_validators
+from scpd.base.types import NodeID, SCPConfirm, SCPEnvelope, SCPExternalize, SCPNomination, SCPPrepare
+
+if TYPE_CHECKING:
+    from scpd.node.herder import Herder
+    from scpd.node.overlay.overlay import Overlay
+    from scpd.scp.scp import SCP
+
+__all__ = [
+    "ENVELOPE_REJECT_REASONS",
+    "LEDGER_WRITE_KINDS",
+    "MemberState",
+    "Metrics",
+    "QuorumMember",
+    "quorum_members",
+    "stale_after",
+    "statement_summary",
+]
+
+# Why an envelope from a peer went no further than the herder.
+ENVELOPE_REJECT_REASONS = (
+    "slot_out_of_range",  # too far from our slot: ignored unread
+    "own_envelope",  # our own statement echoed back
+    "bad_signature",
+    "invalid",  # the consensus core refused it
+    "fetch_failed",  # its quorum set or tx set never arrived
+    "too_many_waiting",  # the bounded wait list for fetches was full
+)
+TIMERS = ("nomination", "ballot")
+LEDGER_WRITE_KINDS = ("ledger", "own_envelope", "prune", "quorum_set", "peer")
+TX_SOURCES = ("peer", "api")
+TX_REFUSALS = ("empty", "too-large", "queue-full")
+
+_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0)
+_COUNT_BUCKETS = (1, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50)
+_WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class MemberState(Enum):
+    AGREE = "agree"
+    DELAYED = "delayed"
+    MISSING = "missing"
+    DISAGREE = "disagree"
+
+
+@dataclass(frozen=True, slots=True)
+class QuorumMember:
+    """One validator of the local quorum set, as the node sees it now."""
+
+    node_id: NodeID
+    state: MemberState
+    latest: SCPEnvelope | None
+    heard_seconds_ago: float | None
+
+
+class Metrics:
+    """Every metric of one node, in a registry of its own."""
+
+    def __init__(self, *, process: bool = True) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        if process:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
+        # -- consensus
+        self.latest_slot = Gauge(
+            "scpd_ledger_latest_slot", "Slot of the last ledger written (externalized)", registry=r
+        )
+        self.slots_externalized = Counter(
+            "scpd_slots_externalized", "Slots externalized and written to the ledger", registry=r
+        )
+        self.externalize_seconds = Histogram(
+            "scpd_slot_nomination_to_externalize_seconds",
+            "Time from starting to nominate a slot to writing its ledger",
+            buckets=_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.nomination_rounds = Histogram(
+            "scpd_slot_nomination_rounds", "Nomination rounds a slot needed", buckets=_COUNT_BUCKETS, registry=r
+        )
+        self.ballot_counter = Histogram(
+            "scpd_slot_ballot_counter",
+            "Ballot counter at which a slot externalized",
+            buckets=_COUNT_BUCKETS,
+            registry=r,
+        )
+        self.timer_expiries = Counter(
+            "scpd_timer_expiries", "Consensus timers that fired, by timer", ["timer"], registry=r
+        )
+        # -- envelopes and signatures
+        self.envelopes_received = Counter(
+            "scpd_envelopes_received", "SCP envelopes received from peers (after de-duplication)", registry=r
+        )
+        self.envelopes_emitted = Counter(
+            "scpd_envelopes_emitted", "SCP envelopes this node signed and sent", registry=r
+        )
+        self.envelopes_relayed = Counter(
+            "scpd_envelopes_relayed", "Peers' SCP envelopes accepted by the core and flooded onward", registry=r
+        )
+        self.envelopes_rejected = Counter(
+            "scpd_envelopes_rejected", "Peers' SCP envelopes not processed, by reason", ["reason"], registry=r
+        )
+        self.signature_verifications = Counter(
+            "scpd_signature_verifications", "Envelope signatures verified", registry=r
+        )
+        self.signature_failures = Counter(
+            "scpd_signature_verification_failures", "Envelope signatures that did not verify", registry=r
+        )
+        # -- transactions
+        self.tx_received = Counter(
+            "scpd_transactions_received", "Transactions received, by source", ["source"], registry=r
+        )
+        self.tx_queued = Counter("scpd_transactions_queued", "Transactions newly added to the queue", registry=r)
+        self.tx_known = Counter(
+            "scpd_transactions_already_known", "Transactions received again (queued or in a ledger)", registry=r
+        )
+        self.tx_refused = Counter(
+            "scpd_transactions_refused", "Transactions refused, by reason", ["reason"], registry=r
+        )
+        self.tx_included = Counter("scpd_transactions_included", "Transactions written in ledgers", registry=r)
+        # -- storage
+        self.ledger_write_seconds = Histogram(
+            "scpd_ledger_write_seconds",
+            "Latency of durable writes to the ledger store, by kind",
+            ["kind"],
+            buckets=_WRITE_BUCKETS,
+            registry=r,
+        )
+        for timer in TIMERS:
+            self.timer_expiries.labels(timer)
+        for reason in ENVELOPE_REJECT_REASONS:
+            self.envelopes_rejected.labels(reason)
+        for source in TX_SOURCES:
+            self.tx_received.labels(source)
+        for refusal in TX_REFUSALS:
+            self.tx_refused.labels(refusal)
+        for kind in LEDGER_WRITE_KINDS:
+            self.ledger_write_seconds.labels(kind)
+
+    def observe_write(self, kind: str, seconds: float) -> None:
+        """The ledger store's ``write_observer``."""
+        self.ledger_write_seconds.labels(kind).observe(seconds)
+
+    def slot_externalized(self, slot: int, seconds: float | None, snapshot: Mapping[str, object] | None) -> None:
+        """Record one written ledger; ``snapshot`` is the core's picture of the slot (rounds, counter)."""
+        self.latest_slot.set(slot)
+        self.slots_externalized.inc()
+        if seconds is not None:
+            self.externalize_seconds.observe(seconds)
+        if snapshot is None:
+            return
+        nomination = snapshot.get("nomination")
+        if isinstance(nomination, Mapping) and isinstance(nomination.get("round"), int) and nomination["round"] > 0:
+            self.nomination_rounds.observe(nomination["round"])
+        ballot = snapshot.get("ballot")
+        b = ballot.get("b") if isinstance(ballot, Mapping) else None
+        if isinstance(b, list) and b and isinstance(b[0], int):
+            self.ballot_counter.observe(b[0])
+
+    def watch(self, herder: Herder, overlay: Overlay, *, stale_after: float) -> None:
+        """Report the state of ``herder`` and ``overlay`` at every scrape."""
+        self.registry.register(_StateCollector(herder, overlay, stale_after))
+
+
+class _StateCollector(Collector):
+    """Gauges and counters read from the running node when Prometheus scrapes."""
+
+    def __init__(self, herder: Herder, overlay: Overlay, stale_after: float) -> None:
+        self._herder = herder
+        self._overlay = overlay
+        self._stale_after = stale_after
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # computed at scrape time; nothing to check at registration
+
+    def collect(self) -> Iterable[Metric]:
+        overlay, herder = self._overlay, self._herder
+        peers = overlay.peers
+        g = GaugeMetricFamily(
+            "scpd_peers_connected", "Authenticated peer connections, by direction", labels=["direction"]
+        )
+        g.add_metric(["inbound"], sum(1 for p in peers if not p.outbound))
+        g.add_metric(["outbound"], sum(1 for p in peers if p.outbound))
+        yield g
+        traffic = overlay.traffic()
+        for name, doc, key in (
+            ("scpd_overlay_messages_received", "Authenticated overlay messages received", "messages_in"),
+            ("scpd_overlay_messages_sent", "Overlay messages sent", "messages_out"),
+            ("scpd_overlay_received_bytes", "Overlay bytes received (frames)", "bytes_in"),
+            ("scpd_overlay_sent_bytes", "Overlay bytes sent (frames)", "bytes_out"),
+        ):
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], traffic[key])
+            yield c
+        stats = overlay.stats
+        for name, doc, value in (
+            ("scpd_overlay_flood_duplicates", "Flooded messages received again and dropped", stats.flood_duplicates),
+            ("scpd_overlay_handshakes_failed", "Peer handshakes that failed", stats.handshakes_failed),
+            ("scpd_overlay_misbehaviour_reports", "Misbehaviour reports against peers", stats.misbehaviour_reports),
+            (
+                "scpd_overlay_misbehaviour_disconnects",
+                "Connected peers dropped for misbehaviour",
+                stats.misbehaviour_disconnects,
+            ),
+            ("scpd_overlay_bans", "Peers banned for misbehaviour", stats.bans),
+        ):
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], value)
+            yield c
+        q = GaugeMetricFamily("scpd_tx_queue_transactions", "Transactions waiting in the queue")
+        q.add_metric([], len(herder.txqueue))
+        yield q
+        q = GaugeMetricFamily("scpd_tx_queue_bytes", "Bytes of the transactions waiting in the queue")
+        q.add_metric([], herder.txqueue.total_bytes)
+        yield q
+        members = quorum_members(
+            herder.scp, herder.node_id, herder.tip.slot, herder.heard_at, time.time(), self._stale_after
+        )
+        h = GaugeMetricFamily(
+            "scpd_quorum_members", "Validators of the local quorum set, by what we hear from them", labels=["state"]
+        )
+        for state in MemberState:
+            h.add_metric([state.value], sum(1 for m in members if m.state is state))
+        yield h
+
+
+# -- quorum health -------------------------------------------------------------
+
+
+def stale_after(slot_interval: float) -> float:
+    """Silence after which a quorum member counts as missing.
+
+    A live validator speaks at least once per slot, and a stuck one re-floods
+    its statements every couple of seconds, so three slots (at least 10 s)
+    of silence means it is gone or cut off from us.
+    """
+    return max(3.0 * slot_interval, 10.0)
+
+
+def quorum_members(
+    scp: SCP,
+    local: NodeID,
+    last_slot: int,
+    heard_at: Mapping[NodeID, float],
+    now: float,
+    stale_after: float,
+) -> list[QuorumMember]:
+    """Classify every validator of the local quorum set (see the module docstring)."""
+    decided = scp.get_externalized_value(last_slot)
+    # Nodes whose CONFIRM / EXTERNALIZE for the last slot carries the decided value.
+    committed = {env.statement.node_id for env in scp.get_externalizing_state(last_slot)}
+    out = []
+    for node in sorted(all_validators(scp.quorum_set), key=str):
+        latest = scp.get_latest_message(node)
+        heard = heard_at.get(node)
+        ago = None if heard is None else max(0.0, now - heard)
+        if node == local:
+            state = MemberState.AGREE
+        elif latest is not None and _disagrees(latest, last_slot, decided):
+            state = MemberState.DISAGREE
+        elif latest is None or ago is None or ago > stale_after:
+            state = MemberState.MISSING
+        elif latest.statement.slot_index > last_slot or node in committed:
+            state = MemberState.AGREE
+        else:
+            state = MemberState.DELAYED
+        out.append(QuorumMember(node, state, latest, ago))
+    return out
+
+
+def _disagrees(latest: SCPEnvelope, last_slot: int, decided: bytes | None) -> bool:
+    """True when the node confirmed or externalized another value than ours for the last slot."""
+    if decided is None or latest.statement.slot_index != last_slot:
+        return False
+    p = latest.statement.pledges
+    if isinstance(p, SCPConfirm):
+        return p.ballot.value != decided
+    if isinstance(p, SCPExternalize):
+        return p.commit.value != decided
+    return False
+
+
+def statement_summary(env: SCPEnvelope, value_str: Callable[[bytes], str]) -> dict[str, object]:
+    """A short JSON-able description of a statement, for the admin API."""
+    st = env.statement
+    p = st.pledges
+    out: dict[str, object] = {"slot": st.slot_index, "type": st.type.name}
+    if isinstance(p, SCPNomination):
+        out["votes"] = [value_str(v) for v in p.votes]
+        out["accepted"] = [value_str(v) for v in p.accepted]
+    elif isinstance(p, SCPPrepare):
+        out["ballot"] = [p.ballot.counter, value_str(p.ballot.value)]
+        out["prepared"] = None if p.prepared is None else [p.prepared.counter, value_str(p.prepared.value)]
+        out["n_c"], out["n_h"] = p.n_c, p.n_h
+    elif isinstance(p, SCPConfirm):
+        out["ballot"] = [p.ballot.counter, value_str(p.ballot.value)]
+        out["n_prepared"], out["n_commit"], out["n_h"] = p.n_prepared, p.n_commit, p.n_h
+    else:
+        out["commit"] = [p.commit.counter, value_str(p.commit.value)]
+        out["n_h"] = p.n_h
+    return out
