@@ -64,3 +64,23 @@ def test_replay_in_fresh_processes_with_different_hash_seeds_is_identical() -> N
         outputs.append(proc.stdout)
     assert outputs[0] == outputs[1]
     assert '"completed": true' in outputs[0]
+
+
+def test_simulator_uses_no_wall_clock_asyncio_or_global_randomness() -> None:
+    import ast
+
+    forbidden = {"asyncio", "time", "datetime", "threading", "socket", "secrets", "uuid"}
+    for path in sorted((REPO / "scpd" / "sim").glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                names = {(node.module or "").split(".")[0]}
+                if node.module == "random":
+                    names.add("from-random")
+            else:
+                names = set()
+            assert not names & (forbidden | {"from-random"}), f"{path.name} imports {names}"
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "random":
+                assert node.attr == "Random", f"{path.name} uses the global random.{node.attr}"
