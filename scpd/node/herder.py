@@ -16,10 +16,19 @@ statement references and we lack (its quorum set, the tx sets of its values)
 from the peer that sent it, holding the envelope meanwhile (bounded), and
 only then hands it to the core. An invalid envelope scores its sender.
 
-Externalized values are written to the ledger store strictly in slot order;
-a slot that externalizes before its predecessor waits (bounded) until the
-predecessor is written. Each written ledger removes its transactions from
-the queue.
+Externalized values are written to the ledger store strictly in slot order
+by one writer task, in a worker thread (a commit with many transactions takes
+longer than a slot's message handling can wait); a slot that externalizes
+before its predecessor waits (bounded) until the predecessor is written.
+Ledgers learned by catch-up (``scpd.node.catchup``) go through the same
+writer. Each written ledger removes its transactions from the queue, and
+EXTERNALIZE envelopes arriving after the write are added to its proofs, so
+that others can catch up from us.
+
+Own envelopes (DESIGN rule 3): an envelope the core emits is queued, written
+durably by one flusher task in a worker thread, and only then flooded, in
+emission order; rebroadcasts and state answers skip envelopes not yet on
+disk. The core's memory may be ahead of the disk, the network never is.
 
 The core is not re-entrant: nothing called from inside the core (hooks,
 ``emit_envelope``) calls back into it; follow-up work goes through
@@ -30,9 +39,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -50,7 +60,8 @@ from scpd.base.types import (
     SCPStatement,
 )
 from scpd.errors import LedgerError, XdrError
-from scpd.node.ledger import ChainTip, LedgerRecord, LedgerStore
+from scpd.node.catchup import Catchup, CatchupEntry, CatchupSettings, GetLedgers, Ledgers, check_entry
+from scpd.node.ledger import ChainTip, EnvelopeLog, LedgerRecord, LedgerStore
 from scpd.node.metrics import Metrics
 from scpd.node.overlay.messages import (
     GetQuorumSet,
@@ -72,6 +83,7 @@ from scpd.node.values import (
     TxSetLimits,
     check_value,
     combine_candidates,
+    ledger_hash,
     next_close_time,
 )
 from scpd.scp.driver import Driver, EnvelopeState, TimerCallback, TimerId, ValidationLevel
@@ -101,6 +113,9 @@ class HerderSettings:
     # A stuck slot re-floods our latest statements and asks peers for theirs.
     rebroadcast_interval: float = 2.0
     keep_slots: int = 12
+    catchup: CatchupSettings = field(default_factory=CatchupSettings)
+    # Debug/audit: append every SCP envelope received to this file (see EnvelopeLog).
+    record_envelopes: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +183,14 @@ class Herder(Driver):
         self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tip = store.tip()
+        self.catchup = Catchup(settings.catchup)
+        self._caught_up: dict[int, CatchupEntry] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self._just_caught_up = False
+        self._own_pending: deque[tuple[SCPEnvelope, list[TxSet]]] = deque()
+        self._own_unsent: set[SCPEnvelope] = set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._envelope_log = EnvelopeLog(settings.record_envelopes) if settings.record_envelopes else None
         last = store.latest()
         # The previous slot's value feeds leader selection (draft 3.3).
         self._tip_value = last.value.to_xdr() if last is not None else b""
@@ -194,6 +217,13 @@ class Herder(Driver):
         for env in self.store.load_own_envelopes(current):
             self._remember_tx_sets_of(env)
             self.scp.set_state_from_envelope(env.statement.slot_index, env)
+            pledges = env.statement.pledges
+            if isinstance(pledges, SCPExternalize):
+                # Decided but killed before the ledger was written: the restore does
+                # not report it again, so write it now (our EXTERNALIZE is its proof).
+                self._externalized[env.statement.slot_index] = pledges.commit.value
+        if self._externalized:
+            self._loop.call_soon(self._apply_externalized)
         self._ticker = asyncio.create_task(self._tick_loop(), name="herder-tick")
         self._loop.call_soon(self._nominate_current)
 
@@ -208,6 +238,13 @@ class Herder(Driver):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # A write in progress completes (the loops stop after it); unsent own envelopes are dropped,
+        # which is safe: nobody saw them.
+        self._own_pending.clear()
+        pending = [t for t in (self._writer, self._flusher) if t is not None]
+        await asyncio.gather(*pending, return_exceptions=True)
+        if self._envelope_log is not None:
+            self._envelope_log.close()
 
     # -- cadence --------------------------------------------------------------
 
@@ -238,19 +275,24 @@ class Herder(Driver):
         self._cadence = self._loop.call_later(delay, self._nominate_current)
 
     async def _tick_loop(self) -> None:
-        """Keep a stuck slot moving: re-flood our statements and ask for others'."""
+        """Keep a stuck slot moving: re-flood our statements and ask for others'; retry catch-up."""
         interval = self.settings.rebroadcast_interval
+        last_rebroadcast = self._clock()
         while True:
-            await asyncio.sleep(interval)
-            if self._clock() - self._last_progress >= interval:
+            await asyncio.sleep(min(interval, 0.5))
+            now = self._clock()
+            if now - self._last_progress >= interval and now - last_rebroadcast >= interval:
+                last_rebroadcast = now
                 self.rebroadcast()
+            self._maybe_catch_up()
 
     def rebroadcast(self) -> None:
         if self.overlay is None:
             return
         slot = self.current_slot
         for env in self.scp.get_latest_messages_send(slot):
-            self.overlay.broadcast(ScpMessage(env), force=True)
+            if env not in self._own_unsent:
+                self.overlay.broadcast(ScpMessage(env), force=True)
         for peer in self.overlay.peers:
             peer.send(GetScpState(max(slot - 1, 0)))
 
@@ -260,11 +302,31 @@ class Herder(Driver):
         return sign_statement(self.keypair, self.net_id, statement)
 
     def emit_envelope(self, envelope: SCPEnvelope) -> None:
-        slot = envelope.statement.slot_index
-        self.store.save_own_envelope(slot, envelope, self._tx_sets_of(envelope))
+        """Queue the envelope: it is flooded only once it is durably stored (DESIGN rule 3)."""
+        self._own_pending.append((envelope, self._tx_sets_of(envelope)))
+        self._own_unsent.add(envelope)
         self.metrics.envelopes_emitted.inc()
-        if self.overlay is not None:
-            self.overlay.broadcast(ScpMessage(envelope))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_own_envelopes(), name="herder-own-envelopes")
+
+    async def _flush_own_envelopes(self) -> None:
+        """Save each queued own envelope (fsync, in a worker thread), then flood it; strictly in order."""
+        while self._own_pending:
+            envelope, tx_sets = self._own_pending[0]
+            slot = envelope.statement.slot_index
+            try:
+                await asyncio.to_thread(self.store.save_own_envelope, slot, envelope, tx_sets)
+            except LedgerError as exc:
+                # Not durable, so never sent: the node goes quiet rather than risk contradicting itself.
+                log.error("own envelope not saved; not sending it", slot=slot, error=str(exc))
+                self._own_pending.clear()
+                self._own_unsent.clear()
+                return
+            if self._own_pending and self._own_pending[0][0] is envelope:
+                self._own_pending.popleft()
+            self._own_unsent.discard(envelope)
+            if self.overlay is not None and self._running:
+                self.overlay.broadcast(ScpMessage(envelope))
 
     def get_quorum_set(self, qset_hash: bytes) -> SCPQuorumSet | None:
         return self._qsets.get(qset_hash)
@@ -342,36 +404,65 @@ class Herder(Driver):
     # -- ledger -------------------------------------------------------------------
 
     def _apply_externalized(self) -> None:
-        """Write every externalized slot that now follows the tip, in order."""
-        while self._running:
-            slot = self.current_slot
-            value = self._externalized.get(slot)
-            if value is None:
-                break
+        """Make sure the writer task runs; it writes every ledger that now follows the tip, in order."""
+        if self._running and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.create_task(self._write_loop(), name="herder-ledger-writer")
+
+    def _next_write(self, slot: int) -> tuple[ConsensusValue, TxSet, list[SCPEnvelope]] | None:
+        """What to write as ledger ``slot``: our own decision, else a checked catch-up entry."""
+        value = self._externalized.get(slot)
+        if value is not None:
             decoded = ConsensusValue.from_xdr(value)
             tx_set = self._find_tx_set(decoded.tx_set_hash)
-            if tx_set is None:
+            if tx_set is not None:
+                proofs = [
+                    env
+                    for env in self.scp.get_externalizing_state(slot)
+                    if isinstance(env.statement.pledges, SCPExternalize) and env.statement.pledges.commit.value == value
+                ]
+                proofs += [e for e in self._restored_proofs(slot, value) if e not in proofs]
+                return decoded, tx_set, proofs
+            if slot not in self._caught_up:
                 self._fetch_tx_set_for_ledger(decoded.tx_set_hash)
-                break
-            if not self._write_ledger(slot, decoded, tx_set):
-                break
-            del self._externalized[slot]
-        for old in [s for s in self._externalized if s < self.current_slot]:
-            del self._externalized[old]
+        entry = self._caught_up.get(slot)
+        if entry is not None:
+            return entry.value, entry.tx_set, list(entry.proofs)
+        return None
 
-    def _write_ledger(self, slot: int, value: ConsensusValue, tx_set: TxSet) -> bool:
-        proofs = [
+    def _restored_proofs(self, slot: int, value: bytes) -> list[SCPEnvelope]:
+        """Our own EXTERNALIZE, when the slot's decision was restored from disk (the core's state lacks it)."""
+        return [
             env
-            for env in self.scp.get_externalizing_state(slot)
-            if isinstance(env.statement.pledges, SCPExternalize)
-            and env.statement.pledges.commit.value == value.to_xdr()
+            for env in self.scp.get_latest_messages_send(slot)
+            if isinstance(env.statement.pledges, SCPExternalize) and env.statement.pledges.commit.value == value
         ]
-        entry = LedgerEntry(slot, value)
-        try:
-            record = self.store.append_ledger(entry, tx_set, proofs)
-        except LedgerError as exc:
-            log.error("ledger write refused", slot=slot, error=str(exc))
-            return False
+
+    async def _write_loop(self) -> None:
+        while self._running:
+            slot = self.current_slot
+            job = self._next_write(slot)
+            if job is None:
+                break
+            value, tx_set, proofs = job
+            try:
+                record = await asyncio.to_thread(self.store.append_ledger, LedgerEntry(slot, value), tx_set, proofs)
+            except LedgerError as exc:
+                log.error("ledger write refused", slot=slot, error=str(exc))
+                # Drop what failed so the next source (our decision or another peer's entry) gets a chance.
+                if self._caught_up.pop(slot, None) is None:
+                    break
+                continue
+            self._ledger_written(record, value, tx_set)
+        current = self.current_slot
+        for old in [s for s in self._externalized if s < current]:
+            del self._externalized[old]
+        for old in [s for s in self._caught_up if s < current]:
+            del self._caught_up[old]
+
+    def _ledger_written(self, record: LedgerRecord, value: ConsensusValue, tx_set: TxSet) -> None:
+        slot = record.slot
+        self._caught_up.pop(slot, None)
+        self._externalized.pop(slot, None)
         self._tip = ChainTip(record.slot, record.hash, record.close_time)
         self._tip_value = value.to_xdr()
         self.txqueue.remove_included(tx_set.tx_ids)
@@ -384,15 +475,28 @@ class Herder(Driver):
         self._forget_old_tx_sets()
         if self._on_externalized is not None:
             self._on_externalized(ExternalizedSlot(slot, record, len(tx_set.txs), elapsed))
+        if slot % 64 == 0:
+            self._spawn(asyncio.to_thread(self.store.prune_own_envelopes, slot - self.settings.keep_slots))
+        if self.catchup.behind(self.current_slot):
+            self._maybe_catch_up()
+        elif self._just_caught_up:
+            # Caught up: ask for the current slot's statements we ignored while behind.
+            self._just_caught_up = False
+            self._ask_scp_state()
         self._schedule_next_slot(slot + 1)
-        return True
 
     # -- overlay handler -------------------------------------------------------
 
-    def handle_message(self, peer: Peer, message: OverlayMessage) -> Verdict | None:
+    def handle_message(self, peer: Peer, message: OverlayMessage) -> Verdict | Awaitable[Verdict] | None:
         """The overlay's handler: judge each authenticated message from ``peer``."""
         if isinstance(message, ScpMessage):
+            if self._envelope_log is not None:
+                self._envelope_log.append(peer.node_id.ed25519, message.envelope)
             return self._receive_envelope(peer, message.envelope)
+        if isinstance(message, GetLedgers):
+            return self._serve_ledgers(peer, message)
+        if isinstance(message, Ledgers):
+            return self._receive_ledgers(peer, message)
         if isinstance(message, Transaction):
             result = self.submit_transaction(message.payload, source="peer")
             return Verdict.ACCEPT if result.accepted else Verdict.IGNORE
@@ -434,7 +538,8 @@ class Herder(Driver):
             if slot < from_slot:
                 continue
             for env in self.scp.get_externalizing_state(slot) or self.scp.get_latest_messages_send(slot):
-                peer.send(ScpMessage(env))
+                if env not in self._own_unsent:
+                    peer.send(ScpMessage(env))
 
     def _receive_envelope(self, peer: Peer, envelope: SCPEnvelope) -> Verdict:
         statement = envelope.statement
@@ -442,11 +547,19 @@ class Herder(Driver):
         current = self.current_slot
         m = self.metrics
         m.envelopes_received.inc()
-        if slot + self.settings.max_slots_behind < current or slot > current + self.settings.max_slots_ahead:
-            m.envelopes_rejected.labels("slot_out_of_range").inc()
-            return Verdict.IGNORE
         if statement.node_id == self.node_id:
             m.envelopes_rejected.labels("own_envelope").inc()
+            return Verdict.IGNORE
+        if slot > current + self.settings.max_slots_ahead:
+            # Far ahead of us: too early for the core, but (signed) it says we are behind.
+            if slot > self.catchup.highest_seen and verify_envelope(self.net_id, envelope):
+                self._note_network_slot(slot)
+            m.envelopes_rejected.labels("slot_out_of_range").inc()
+            return Verdict.IGNORE
+        if slot + self.settings.max_slots_behind < current:
+            if isinstance(statement.pledges, SCPExternalize) and slot + self.settings.keep_slots >= current:
+                self._late_proof(envelope)
+            m.envelopes_rejected.labels("slot_out_of_range").inc()
             return Verdict.IGNORE
         m.signature_verifications.inc()
         if not verify_envelope(self.net_id, envelope):
@@ -456,6 +569,9 @@ class Herder(Driver):
             return Verdict.REJECT
         if statement.node_id in self._members:
             self.heard_at[statement.node_id] = self._clock()
+        self._note_network_slot(slot)
+        if slot <= self._tip.slot and isinstance(statement.pledges, SCPExternalize):
+            self._late_proof(envelope, verified=True)
         qset_hash = _qset_hash_of(statement)
         missing_qset = None if qset_hash in self._qsets else qset_hash
         missing_tx_sets = [h for h in self._tx_set_hashes_of(statement) if self._find_tx_set(h) is None]
@@ -466,6 +582,107 @@ class Herder(Driver):
             return Verdict.IGNORE
         self._spawn(self._fetch_then_receive(peer, envelope, missing_qset, missing_tx_sets))
         return Verdict.IGNORE
+
+    # -- catch-up ---------------------------------------------------------------
+
+    def _note_network_slot(self, slot: int) -> None:
+        if slot > self.catchup.highest_seen:
+            self.catchup.note_slot(slot)
+            self._maybe_catch_up()
+
+    def _maybe_catch_up(self) -> None:
+        """Send the next catch-up request if we are behind and one is due (the Catchup object bounds it)."""
+        overlay = self.overlay
+        if overlay is None or not self._running:
+            return
+        # Slots already waiting to be written count as had.
+        have = self.current_slot
+        while have in self._caught_up or have in self._externalized:
+            have += 1
+        peers = {p.node_id: p for p in overlay.peers}
+        request = self.catchup.next_request(peers, have, self._clock())
+        if request is not None:
+            node, message = request
+            log.info("catching up", from_slot=message.from_slot, count=message.count, peer=str(node))
+            peers[node].send(message)
+
+    def _ask_scp_state(self) -> None:
+        if self.overlay is not None:
+            for peer in self.overlay.peers:
+                peer.send(GetScpState(max(self.current_slot - 1, 0)))
+
+    async def _serve_ledgers(self, peer: Peer, request: GetLedgers) -> Verdict:
+        """Answer GET_LEDGERS from the store (worker thread), bounded in count, rate and frame size."""
+        if not self.catchup.may_serve(peer.node_id, self._clock()):
+            return Verdict.IGNORE
+        count = max(0, min(request.count, self.settings.catchup.batch_size))
+        tip, entries = await asyncio.to_thread(self._read_entries, request.from_slot, count)
+        peer.send(self.catchup.build_answer(tip, entries))
+        return Verdict.IGNORE
+
+    def _read_entries(self, from_slot: int, count: int) -> tuple[int, list[CatchupEntry]]:
+        tip = self.store.tip().slot
+        entries: list[CatchupEntry] = []
+        for slot in range(from_slot, min(from_slot + count, tip + 1)):
+            record = self.store.get(slot)
+            if record is None:
+                break
+            entries.append(CatchupEntry(slot, record.value, record.tx_set, tuple(self.store.proofs(slot))))
+        return tip, entries
+
+    def _receive_ledgers(self, peer: Peer, message: Ledgers) -> Verdict:
+        """Check each served entry against the trust rule and hand the good ones to the writer."""
+        if not self.catchup.expects(peer.node_id):
+            return Verdict.IGNORE
+        self.catchup.note_slot(message.tip_slot + 1)
+        tip = self._tip
+        # Entries already queued for writing extend our view of the chain.
+        slot = tip.slot + 1
+        while slot in self._caught_up:
+            e = self._caught_up[slot]
+            tip = ChainTip(slot, ledger_hash(tip.hash, LedgerEntry(slot, e.value)), e.value.close_time)
+            slot += 1
+        accepted = 0
+        for entry in message.entries:
+            if entry.slot <= tip.slot:
+                continue
+            problem = check_entry(entry, tip, self.scp.quorum_set, self.net_id)
+            if problem is not None:
+                self.catchup.failed(peer.node_id)
+                self.catchup.entries_refused += 1
+                log.warning("catch-up entry refused", peer=str(peer.node_id), slot=entry.slot, reason=problem)
+                if "v-blocking" in problem:
+                    return Verdict.IGNORE  # too few proofs is not a lie; ask someone else
+                return Verdict.REJECT
+            self._caught_up[entry.slot] = entry
+            tip = ChainTip(
+                entry.slot, ledger_hash(tip.hash, LedgerEntry(entry.slot, entry.value)), entry.value.close_time
+            )
+            accepted += 1
+        self.catchup.answered(peer.node_id, message)
+        if accepted:
+            self.catchup.entries_accepted += accepted
+            self._just_caught_up = True
+            self._apply_externalized()
+        else:
+            self._maybe_catch_up()
+        return Verdict.IGNORE
+
+    def _late_proof(self, envelope: SCPEnvelope, *, verified: bool = False) -> None:
+        """An EXTERNALIZE for a ledger we already wrote: keep it as one more proof (worker thread)."""
+        if not verified and not verify_envelope(self.net_id, envelope):
+            return
+        slot = envelope.statement.slot_index
+
+        async def add() -> None:
+            try:
+                await asyncio.to_thread(self.store.add_proofs, slot, [envelope])
+            except LedgerError as exc:
+                log.warning(
+                    "late EXTERNALIZE not kept", slot=slot, node=str(envelope.statement.node_id), error=str(exc)
+                )
+
+        self._spawn(add())
 
     def _to_core(self, envelope: SCPEnvelope) -> Verdict:
         state = self.scp.receive_envelope(envelope)

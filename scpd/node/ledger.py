@@ -31,9 +31,12 @@ missing tables, and any file ``PRAGMA quick_check`` finds damaged. The node
 then stops instead of running on bad state. :meth:`LedgerStore.verify_chain`
 goes further and recomputes every hash of the chain.
 
-The API is synchronous and thread-safe (one connection behind a lock): the
-daemon calls it directly where it is cheap and from a worker thread for
-ledger commits. An optional ``write_observer(kind, seconds)`` callback sees
+The API is synchronous and thread-safe: writes go through one connection
+behind a lock, reads through a second connection behind another lock, so a
+long ledger commit running in a worker thread (WAL lets readers proceed
+beside a writer) does not stall the event loop's cheap reads such as
+:meth:`LedgerStore.is_included`. The daemon calls it directly where it is
+cheap and from a worker thread for ledger commits. An optional ``write_observer(kind, seconds)`` callback sees
 the latency of every write, for the metrics.
 """
 
@@ -67,6 +70,7 @@ __all__ = [
     "ChainTip",
     "LedgerRecord",
     "LedgerStore",
+    "EnvelopeLog",
     "PeerRecord",
     "WriteObserver",
 ]
@@ -220,11 +224,15 @@ class PeerRecord:
 class LedgerStore:
     """The node's SQLite database; create with :meth:`open` or :meth:`open_data_dir`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, write_observer: WriteObserver | None) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, reader: sqlite3.Connection, path: Path, write_observer: WriteObserver | None
+    ) -> None:
         self._conn = conn
+        self._reader = reader
         self.path = path
         self._observer = write_observer
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self._synchronous_full = True
 
     # -- opening -----------------------------------------------------------
@@ -262,14 +270,16 @@ class LedgerStore:
         conn = _connect(path)
         try:
             _prepare(conn, path)
+            reader = _connect(path)
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, write_observer)
+        return cls(conn, reader, path, write_observer)
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             self._conn.close()
+            self._reader.close()
 
     def __enter__(self) -> Self:
         return self
@@ -281,9 +291,9 @@ class LedgerStore:
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._read_lock:
             try:
-                yield self._conn
+                yield self._reader
             except sqlite3.Error as exc:
                 raise LedgerError(f"{self.path}: database error: {exc}") from None
 
@@ -398,6 +408,35 @@ class LedgerStore:
                 ((entry.slot, node, env) for node, env in proofs),
             )
         return LedgerRecord(entry, tx_set, tip_hash, new_hash)
+
+    def add_proofs(self, slot: int, envelopes: Iterable[SCPEnvelope]) -> int:
+        """Add EXTERNALIZE envelopes that arrived after ledger ``slot`` was written; returns how many were new.
+
+        A node that catches up needs proofs from a v-blocking set of its own
+        quorum set, more than the few envelopes known at externalize time, so
+        the herder keeps adding the ones that arrive later. Signatures are the
+        caller's to check. Not fsynced: proofs can be relearned, and losing the
+        last few on power failure costs nothing but a weaker answer.
+        """
+        envs = list(envelopes)
+        if not envs or not 0 <= slot <= _INT64_MAX:
+            return 0
+        with self._write("proofs", durable=False) as conn:
+            row = conn.execute("SELECT value FROM ledgers WHERE slot = ?", (slot,)).fetchone()
+            if row is None:
+                raise ChainError(f"slot {slot}: no such ledger to add proofs to")
+            proofs = _check_proofs(slot, bytes(row[0]), envs)
+            cur = conn.executemany(
+                "INSERT OR IGNORE INTO proofs (slot, node_id, envelope) VALUES (?, ?, ?)",
+                ((slot, node, env) for node, env in proofs),
+            )
+            return int(cur.rowcount)
+
+    def proof_nodes(self, slot: int) -> set[bytes]:
+        """The node ids (raw ed25519 keys) with a stored proof for ``slot``."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT node_id FROM proofs WHERE slot = ?", (min(slot, _INT64_MAX),)).fetchall()
+        return {bytes(r[0]) for r in rows}
 
     def verify_chain(self) -> ChainBreak | None:
         """Re-walk the whole chain, recomputing every hash; the first break or None.
@@ -732,3 +771,40 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class EnvelopeLog:
+    """An append-only audit file of received SCP envelopes (``[ledger] record_envelopes``).
+
+    Each record is ``uint32 length || 32-byte sender peer key || envelope XDR``
+    (big-endian length of what follows). It exists so that tests and
+    operators can check, from the outside, that no node ever contradicted
+    itself. Written unbuffered and without fsync: it is evidence, not state,
+    and a torn last record after a crash is skipped by :meth:`read`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = path.open("ab", buffering=0)
+
+    def append(self, peer_key: bytes, envelope: SCPEnvelope) -> None:
+        data = peer_key + envelope.to_xdr()
+        self._file.write(struct.pack(">I", len(data)) + data)
+
+    def close(self) -> None:
+        self._file.close()
+
+    @staticmethod
+    def read(path: Path) -> list[tuple[bytes, SCPEnvelope]]:
+        """Every complete record in the file, in the order written: (sender peer key, envelope)."""
+        data = path.read_bytes()
+        out: list[tuple[bytes, SCPEnvelope]] = []
+        pos = 0
+        while pos + 4 <= len(data):
+            (n,) = struct.unpack_from(">I", data, pos)
+            if pos + 4 + n > len(data) or n < 32:
+                break
+            body = data[pos + 4 : pos + 4 + n]
+            out.append((body[:32], SCPEnvelope.from_xdr(body[32:])))
+            pos += 4 + n
+        return out
