@@ -63,6 +63,8 @@ class Node:
         self.proc: subprocess.Popen[bytes] | None = None
         self._offset = 0
         self.closed: dict[int, str] = {}  # slot -> value hash, from every run of this node
+        self.http_url = ""
+        self.data_dir = config.parent / f"{name}-data"
         self.records: list[dict[str, Any]] = []
 
     def start(self) -> None:
@@ -125,7 +127,15 @@ class Node:
 class Network:
     """N validators on 127.0.0.1 with short slots; use as a context manager."""
 
-    def __init__(self, root: Path, n: int, *, topology: Topology = "full", slot_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        root: Path,
+        n: int,
+        *,
+        topology: Topology = "full",
+        slot_interval: float = 0.5,
+        extra_config: str = "",
+    ) -> None:
         base = free_port_range(2 * n)
         specs = localnet_configs(
             n,
@@ -136,7 +146,15 @@ class Network:
             log_format="json",
         )
         paths = write_localnet(root, specs)
+        if extra_config:
+            # Extra TOML tables (e.g. "[ledger] ...") appended to every node's file.
+            for path in paths:
+                with path.open("a") as f:
+                    f.write("\n" + extra_config + "\n")
         self.nodes = [Node(s.name, p, root / f"{s.name}.log") for s, p in zip(specs, paths, strict=True)]
+        for node, spec in zip(self.nodes, specs, strict=True):
+            node.http_url = f"http://127.0.0.1:{spec.http_port}"
+            node.data_dir = root / f"{spec.name}-data"
         for node in self.nodes:
             node.log.touch()
 

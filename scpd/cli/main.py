@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "simulate_cmd",
     "ledger_cmd",
     "run_cmd",
+    "submit_cmd",
 ]
 
 

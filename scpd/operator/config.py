@@ -327,6 +327,7 @@ class LedgerSection(_Section):
     max_close_time_drift: float = Field(default=60.0, gt=0, le=86_400)
     max_queue_txs: int = Field(default=100_000, ge=1, le=10_000_000)
     max_queue_bytes: int = Field(default=64 << 20, ge=1024, le=4 << 30)
+    record_envelopes: bool = False
 
 
 class HttpSection(_Section):

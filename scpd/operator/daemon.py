@@ -17,6 +17,7 @@ from collections.abc import Callable
 import structlog
 from aiohttp import web
 
+from scpd.node.catchup import CatchupSettings
 from scpd.node.herder import ExternalizedSlot, Herder, HerderSettings
 from scpd.node.ledger import LedgerStore
 from scpd.node.metrics import Metrics, stale_after
@@ -34,6 +35,9 @@ __all__ = ["herder_settings", "overlay_config", "run_node"]
 
 log = structlog.get_logger("scpd.daemon")
 
+# With [ledger] record_envelopes: every received SCP envelope (scpd.node.ledger.EnvelopeLog).
+RECEIVED_ENVELOPES_FILE = "received-envelopes.bin"
+
 
 def herder_settings(cfg: NodeConfig) -> HerderSettings:
     t, lg = cfg.timers, cfg.ledger
@@ -47,6 +51,8 @@ def herder_settings(cfg: NodeConfig) -> HerderSettings:
         tx_set_limits=TxSetLimits(lg.max_tx_count, lg.max_tx_set_size),
         queue_limits=QueueLimits(max_tx_bytes=lg.max_tx_size, max_txs=lg.max_queue_txs, max_bytes=lg.max_queue_bytes),
         max_close_time_drift=int(lg.max_close_time_drift),
+        catchup=CatchupSettings(max_frame=cfg.overlay.max_message_size),
+        record_envelopes=cfg.data_dir / RECEIVED_ENVELOPES_FILE if lg.record_envelopes else None,
     )
 
 

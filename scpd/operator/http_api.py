@@ -24,7 +24,7 @@ from scpd.operator.config import NodeConfig
 __all__ = ["CONTEXT_KEY", "ROUTE_MODULES", "NodeContext", "build_app", "start_http"]
 
 # Modules under scpd.operator, each with add_routes(app, ctx).
-ROUTE_MODULES: list[str] = ["api_health", "api_admin", "api_metrics"]
+ROUTE_MODULES: list[str] = ["api_health", "api_admin", "api_metrics", "api_ledger"]
 
 
 @dataclass(frozen=True, slots=True)
