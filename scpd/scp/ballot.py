@@ -687,9 +687,11 @@ class BallotProtocol:
             self._slot.driver.started_ballot_protocol(self._slot.slot_index, ballot)
         got_bumped = self.current is None or self.current.counter != ballot.counter
         self.current = ballot
-        # Invariant h ~ b: an h of another value no longer applies.
+        # Invariant h ~ b: an h of another value no longer applies, and c
+        # exists only with h.
         if self.high is not None and not compatible(self.current, self.high):
             self.high = None
+            self.commit = None
         if got_bumped:
             self.heard_from_quorum = False
 
