@@ -1,0 +1,154 @@
+"""Prometheus metrics: a node's own registry, scraped from a real running node."""
+
+from __future__ import annotations
+
+import tomllib
+import urllib.request
+from pathlib import Path
+
+from netutil import Network, free_port_range, wait_for
+from prometheus_client.parser import text_string_to_metric_families
+
+from scpd.base.keys import Keypair, network_id
+from scpd.base.types import SCPQuorumSet
+from scpd.node.herder import Herder, HerderSettings
+from scpd.node.ledger import LedgerStore
+from scpd.node.metrics import ENVELOPE_REJECT_REASONS, Metrics
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(url: str) -> Samples:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain")
+        text = r.read().decode()
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+def test_values_move_as_slots_externalize_on_a_running_node(tmp_path: Path) -> None:
+    with Network(tmp_path, 4) as net:
+        node = net.nodes[0]
+        url = f"http://127.0.0.1:{tomllib.loads(node.config.read_text())['http']['port']}/metrics"
+        net.wait_slot(2, [node])
+        first = scrape(url)
+        net.wait_slot(int(value(first, "scpd_ledger_latest_slot")) + 3, [node])
+        second = scrape(url)
+
+        closed_before = value(first, "scpd_ledger_latest_slot")
+        assert value(second, "scpd_ledger_latest_slot") >= closed_before + 3
+        for counter in (
+            "scpd_slots_externalized_total",
+            "scpd_slot_nomination_to_externalize_seconds_count",
+            "scpd_slot_nomination_rounds_count",
+            "scpd_slot_ballot_counter_count",
+            "scpd_envelopes_received_total",
+            "scpd_envelopes_emitted_total",
+            "scpd_envelopes_relayed_total",
+            "scpd_signature_verifications_total",
+            "scpd_overlay_messages_received_total",
+            "scpd_overlay_messages_sent_total",
+            "scpd_overlay_received_bytes_total",
+            "scpd_overlay_sent_bytes_total",
+        ):
+            assert value(second, counter) > value(first, counter), counter
+        assert value(second, "scpd_ledger_write_seconds_count", kind="ledger") >= 3 + value(
+            first, "scpd_ledger_write_seconds_count", kind="ledger"
+        )
+        # Each written slot is observed once in each per-slot histogram.
+        slots = value(second, "scpd_slots_externalized_total")
+        assert value(second, "scpd_slot_nomination_to_externalize_seconds_count") == slots
+        assert value(second, "scpd_slot_ballot_counter_count") == slots
+        # Honest peers: no bad signatures, no misbehaviour.
+        assert value(second, "scpd_signature_verification_failures_total") == 0
+        assert value(second, "scpd_envelopes_rejected_total", reason="bad_signature") == 0
+        assert value(second, "scpd_overlay_bans_total") == 0
+        # A full mesh of four: three peers, all of the quorum set heard from.
+        peers = value(second, "scpd_peers_connected", direction="inbound") + value(
+            second, "scpd_peers_connected", direction="outbound"
+        )
+        assert peers == 3
+        assert value(second, "scpd_quorum_members", state="agree") == 4
+        assert value(second, "scpd_quorum_members", state="missing") == 0
+        assert value(second, "process_resident_memory_bytes") > 0
+        assert value(second, "process_cpu_seconds_total") > 0
+
+        # The quorum-health gauge follows a node that goes away.
+        net.nodes[3].kill()
+        wait_for(
+            lambda: value(scrape(url), "scpd_quorum_members", state="missing") == 1,
+            60,
+            "node4 reported missing",
+            interval=0.5,
+        )
+
+
+def test_metrics_on_a_listener_of_their_own(tmp_path: Path) -> None:
+    net = Network(tmp_path, 4)
+    node = net.nodes[0]
+    port = free_port_range(1)
+    with node.config.open("a") as f:  # before the node starts
+        f.write(f'\n[metrics]\naddress = "127.0.0.1"\nport = {port}\n')
+    admin = tomllib.loads(node.config.read_text())["http"]["port"]
+    with net:
+        net.wait_slot(2, [node])
+        samples = scrape(f"http://127.0.0.1:{port}/metrics")
+        assert value(samples, "scpd_ledger_latest_slot") >= 2
+        # The admin server no longer serves them.
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=10)
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404
+        else:
+            raise AssertionError("/metrics still served on the admin server")
+
+
+def test_each_node_has_its_own_registry() -> None:
+    a, b = Metrics(), Metrics()
+    a.slots_externalized.inc()
+    a.envelopes_rejected.labels("bad_signature").inc(2)
+    assert a.registry.get_sample_value("scpd_slots_externalized_total") == 1
+    assert b.registry.get_sample_value("scpd_slots_externalized_total") == 0
+    for reason in ENVELOPE_REJECT_REASONS:  # every label value exists from the start
+        assert b.registry.get_sample_value("scpd_envelopes_rejected_total", {"reason": reason}) == 0
+    assert a.registry.get_sample_value("scpd_envelopes_rejected_total", {"reason": "bad_signature"}) == 2
+
+
+def test_slot_histograms_read_rounds_and_counter_from_the_core_snapshot() -> None:
+    m = Metrics(process=False)
+    m.slot_externalized(7, 1.5, {"nomination": {"round": 3}, "ballot": {"b": [2, "value"]}})
+    m.slot_externalized(8, None, None)
+    r = m.registry
+    assert r.get_sample_value("scpd_ledger_latest_slot") == 8
+    assert r.get_sample_value("scpd_slots_externalized_total") == 2
+    assert r.get_sample_value("scpd_slot_nomination_to_externalize_seconds_count") == 1
+    assert r.get_sample_value("scpd_slot_nomination_rounds_sum") == 3
+    assert r.get_sample_value("scpd_slot_ballot_counter_sum") == 2
+
+
+def test_transaction_outcomes_are_counted_by_source_and_reason(tmp_path: Path) -> None:
+    kp = Keypair.random()
+    store = LedgerStore.open_data_dir(tmp_path / "data")
+    m = Metrics(process=False)
+    try:
+        herder = Herder(kp, network_id("test"), SCPQuorumSet(1, (kp.public_key,)), store, HerderSettings(), metrics=m)
+        assert herder.submit_transaction(b"tx one").accepted
+        assert herder.submit_transaction(b"tx one").accepted  # again: already known
+        assert not herder.submit_transaction(b"").accepted
+        assert not herder.submit_transaction(b"x" * (HerderSettings().queue_limits.max_tx_bytes + 1)).accepted
+    finally:
+        store.close()
+    r = m.registry
+    assert r.get_sample_value("scpd_transactions_received_total", {"source": "api"}) == 4
+    assert r.get_sample_value("scpd_transactions_queued_total") == 1
+    assert r.get_sample_value("scpd_transactions_already_known_total") == 1
+    assert r.get_sample_value("scpd_transactions_refused_total", {"reason": "empty"}) == 1
+    assert r.get_sample_value("scpd_transactions_refused_total", {"reason": "too-large"}) == 1
