@@ -148,3 +148,36 @@ def test_timers_are_only_those_of_the_core() -> None:
     for d in wire.drivers:
         assert {key[1] for key in d.timers} <= {TimerId.NOMINATION, TimerId.BALLOT}
         assert (0, TimerId.BALLOT) not in d.timers  # stopped once externalized
+
+
+def test_random_delivery_orders_and_duplicates_still_agree() -> None:
+    """Shuffled, duplicated and dropped-then-resent deliveries: all nodes decide one nominated value."""
+    import random
+
+    for seed in range(25):
+        rng = random.Random(seed)
+        wire = Wire(4, 3)
+        nominated = {bytes([seed, i]) for i in range(4)}
+        for i, node in enumerate(wire.nodes):
+            node.nominate(0, bytes([seed, i]), b"genesis")
+        pool: list[tuple[int, SCPEnvelope, int]] = []
+        for _ in range(20000):
+            wire.collect()
+            while wire.queue:
+                sender, env = wire.queue.popleft()
+                pool.extend((sender, env, j) for j in range(4) if j != sender)
+            if pool:
+                sender, env, j = pool.pop(rng.randrange(len(pool)))
+                wire.nodes[j].receive_envelope(env)
+                if rng.random() < 0.1:
+                    pool.append((sender, env, j))  # delivered twice
+                continue
+            if all(node.get_externalized_value(0) is not None for node in wire.nodes):
+                break
+            pending = [(t.timeout, i, key) for i in range(4) for key, t in wire.drivers[i].timers.items()]
+            assert pending, f"seed {seed}: stuck"
+            _, i, key = min(pending, key=lambda p: (p[0], p[1], p[2][1]))
+            wire.drivers[i].fire_timer(*key)
+        values = {node.get_externalized_value(0) for node in wire.nodes}
+        assert len(values) == 1, f"seed {seed}: disagreement {values}"
+        assert values <= nominated, f"seed {seed}: decided a value nobody nominated"
