@@ -134,6 +134,14 @@ def test_xdr_decode_prints_keys_as_strkeys_and_bytes_as_hex() -> None:
     assert json.loads(result.stdout) == strkey.encode_public_key(KEY.ed25519)
 
 
+def test_xdr_decode_accepts_line_wrapped_base64() -> None:
+    wrapped = "\n".join(REAL_B64[3][i : i + 76] for i in range(0, len(REAL_B64[3]), 76))
+    assert wrapped.count("\n") > 3
+    result = scpd("xdr", "decode", "SCPEnvelope", stdin=wrapped + "\n")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["statement"]["pledges"]["type"] == "PREPARE"
+
+
 def test_xdr_decode_of_bad_base64() -> None:
     assert_one_line_error(scpd("xdr", "decode", "SCPEnvelope", stdin="not base64!"), "stdin", "base64")
 

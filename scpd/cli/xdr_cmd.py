@@ -46,8 +46,12 @@ def run_encode(args: argparse.Namespace) -> int:
 
 
 def decode_base64(text: bytes, where: str) -> bytes:
-    """Strict base64 (surrounding whitespace allowed), or a ``UsageError`` naming ``where``."""
-    stripped = text.strip()
+    """Strict base64, or a ``UsageError`` naming ``where``.
+
+    Whitespace anywhere is dropped first: ``base64`` and ``openssl base64`` wrap
+    their output at 76 or 64 columns, and operators paste exactly that.
+    """
+    stripped = b"".join(text.split())
     if not stripped:
         raise UsageError(f"{where}: empty input, expected base64 XDR")
     try:
