@@ -28,6 +28,17 @@ def register(sub: Any) -> None:
     p.add_argument("--http-base-port", type=int, help="first admin HTTP port (default 11800)")
     p.set_defaults(handler=localnet_cmd)
 
+    p = sub.add_parser(
+        "localnet-config",
+        help="write the configurations of a local (or docker-compose) network without starting it",
+    )
+    p.add_argument("--nodes", "-n", type=int, default=4, help="number of validators (default 4)")
+    p.add_argument("--dir", type=Path, required=True, help="where to write <name>.toml for each node")
+    p.add_argument("--slot-interval", type=float, default=5.0, help="seconds between slots (default 5)")
+    p.add_argument("--docker", action="store_true", help="one container per node, reached by its name (compose)")
+    p.add_argument("--keep-existing", action="store_true", help="do nothing if every file already exists")
+    p.set_defaults(handler=localnet_config_cmd)
+
 
 def run_event_loop(coro: Coroutine[Any, Any, int]) -> int:
     """Run on uvloop where it is installed, else on asyncio's default loop."""
@@ -45,6 +56,20 @@ def run_node_cmd(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     configure(cfg.log.format, cfg.log.level, node=str(cfg.node_id))
     return run_event_loop(run_node(cfg))
+
+
+def localnet_config_cmd(args: argparse.Namespace) -> int:
+    from scpd.operator.localnet_config import ContainerLayout, localnet_configs, write_localnet
+
+    specs = localnet_configs(
+        args.nodes, slot_interval=args.slot_interval, containers=ContainerLayout() if args.docker else None
+    )
+    if args.keep_existing and all((args.dir / s.filename).exists() for s in specs):
+        print(f"{args.dir}: configurations already present, kept")
+        return 0
+    for path in write_localnet(args.dir, specs):
+        print(path)
+    return 0
 
 
 def localnet_cmd(args: argparse.Namespace) -> int:
