@@ -1,0 +1,274 @@
+"""The compact form every analysis runs on: node sets as int bitsets.
+
+Theory of operation: the analysis asks one question millions of times, "is
+node v satisfied when exactly these nodes are present?", so it must be cheap.
+Nodes are renumbered by rank (most depended-upon first), a node set is a
+Python int with bit i set for internal node i, and a quorum set is compiled
+to a nested tuple ``(threshold, validator_mask, inner_sets)``; satisfaction is
+then a popcount and a few recursive calls. Nodes without a quorum set, and
+validators that are not nodes, simply never appear in a mask.
+
+Everything rests on three facts:
+
+* ``max_quorum(U)`` (drop unsatisfied members until none is left, the greatest
+  fixpoint) is the union of all quorums inside ``U``; it is empty iff ``U``
+  contains no quorum, and it is monotone in ``U``.
+* Every quorum contains a quorum inside a single strongly connected component
+  of the "v names w in its quorum set" graph (take a component that reaches no
+  other component meeting the quorum), so minimal quorums each live in one
+  component, and two components that each contain a quorum give two disjoint
+  quorums at once.
+* *Helpers* generalise the FBAS with a set deleted (Mazières' delete
+  operation): a deleted node cannot be in a quorum but counts as present for
+  everyone else's slices, which is how a Byzantine node can help two sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from scpd.analysis.fbas import Fbas, QSet
+
+__all__ = ["CQSet", "Engine", "bits", "popcount"]
+
+# (threshold, mask of direct validators, compiled inner sets)
+CQSet = tuple[int, int, tuple["CQSet", ...]]
+
+
+def bits(mask: int) -> Iterator[int]:
+    """Positions of the set bits, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
+def popcount(mask: int) -> int:
+    return mask.bit_count()
+
+
+def satisfied(q: CQSet, present: int) -> bool:
+    """Does ``present`` contain a slice of ``q``?"""
+    threshold, vmask, inner = q
+    need = threshold - (vmask & present).bit_count()
+    if need <= 0:
+        return True
+    if need > len(inner):
+        return False
+    left = len(inner)
+    for iq in inner:
+        left -= 1
+        if satisfied(iq, present):
+            need -= 1
+            if need == 0:
+                return True
+        elif need > left:
+            return False
+    return False
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A network compiled for analysis; internal node i is original node ``order[i]``."""
+
+    order: tuple[int, ...]  # internal -> original index
+    qsets: tuple[CQSet | None, ...]  # by internal index
+    members: tuple[int, ...]  # mask of every node a node's quorum set names
+    capable: int  # nodes whose quorum set can be satisfied at all
+
+    @classmethod
+    def build(cls, fbas: Fbas, keep: set[int] | None = None) -> Engine:
+        """Compile ``fbas``, optionally keeping only the original nodes in ``keep``.
+
+        Dropped nodes and unknown validators are simply absent: they never count
+        towards any threshold.
+        """
+        kept = range(len(fbas)) if keep is None else sorted(keep)
+        order = _rank(fbas, list(kept))
+        position = {orig: i for i, orig in enumerate(order)}
+        qsets: list[CQSet | None] = []
+        members: list[int] = []
+        for orig in order:
+            qset = fbas.nodes[orig].qset
+            if qset is None:
+                qsets.append(None)
+                members.append(0)
+                continue
+            compiled = _compile(qset, fbas, position)
+            qsets.append(compiled)
+            members.append(_members(compiled))
+        engine = cls(tuple(order), tuple(qsets), tuple(members), 0)
+        everyone = (1 << len(order)) - 1
+        capable = 0
+        for v, q in enumerate(qsets):
+            if q is not None and satisfied(q, everyone):
+                capable |= 1 << v
+        object.__setattr__(engine, "capable", capable)
+        return engine
+
+    # --- translation ---
+
+    @property
+    def size(self) -> int:
+        return len(self.order)
+
+    def to_original(self, mask: int) -> frozenset[int]:
+        return frozenset(self.order[i] for i in bits(mask))
+
+    def from_original(self, nodes: Sequence[int] | frozenset[int] | set[int]) -> int:
+        position = {orig: i for i, orig in enumerate(self.order)}
+        mask = 0
+        for n in nodes:
+            if n in position:
+                mask |= 1 << position[n]
+        return mask
+
+    # --- the primitives ---
+
+    def is_satisfied(self, v: int, present: int) -> bool:
+        q = self.qsets[v]
+        return q is not None and satisfied(q, present)
+
+    def unsatisfied(self, nodes: int, present: int) -> int:
+        """Members of ``nodes`` whose slices are not in ``present``."""
+        out = 0
+        qsets = self.qsets
+        for v in bits(nodes):
+            q = qsets[v]
+            if q is None or not satisfied(q, present):
+                out |= 1 << v
+        return out
+
+    def is_quorum(self, nodes: int, helpers: int = 0) -> bool:
+        return nodes != 0 and self.unsatisfied(nodes, nodes | helpers) == 0
+
+    def max_quorum(self, universe: int, helpers: int = 0) -> int:
+        """The largest quorum inside ``universe`` (0 if none); ``helpers`` count as present."""
+        q = universe & self.capable
+        qsets = self.qsets
+        changed = True
+        while changed and q:
+            changed = False
+            for v in bits(q):
+                cq = qsets[v]
+                if cq is None or not satisfied(cq, q | helpers):
+                    q &= ~(1 << v)
+                    changed = True
+        return q
+
+    def minimize_quorum(self, quorum: int, helpers: int = 0) -> int:
+        """A minimal quorum inside the quorum ``quorum``."""
+        for v in bits(quorum):
+            if quorum >> v & 1:
+                smaller = self.max_quorum(quorum & ~(1 << v), helpers)
+                if smaller:
+                    quorum = smaller
+        return quorum
+
+    def is_minimal_quorum(self, quorum: int, helpers: int = 0) -> bool:
+        return all(self.max_quorum(quorum & ~(1 << v), helpers) == 0 for v in bits(quorum))
+
+    def components(self, nodes: int, helpers: int = 0) -> list[int]:
+        """Strongly connected components of the dependency graph restricted to ``nodes``.
+
+        Iterative Tarjan; edges to helpers are left out since helpers are present
+        whatever happens.
+        """
+        succ = {v: self.members[v] & nodes & ~helpers for v in bits(nodes)}
+        index: dict[int, int] = {}
+        low: dict[int, int] = {}
+        on_stack = 0
+        stack: list[int] = []
+        out: list[int] = []
+        counter = 0
+        for root in bits(nodes):
+            if root in index:
+                continue
+            work: list[tuple[int, Iterator[int]]] = [(root, bits(succ[root]))]
+            index[root] = low[root] = counter
+            counter += 1
+            stack.append(root)
+            on_stack |= 1 << root
+            while work:
+                v, it = work[-1]
+                advanced = False
+                for w in it:
+                    if w not in index:
+                        index[w] = low[w] = counter
+                        counter += 1
+                        stack.append(w)
+                        on_stack |= 1 << w
+                        work.append((w, bits(succ[w])))
+                        advanced = True
+                        break
+                    if on_stack >> w & 1:
+                        low[v] = min(low[v], index[w])
+                if advanced:
+                    continue
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[v])
+                if low[v] == index[v]:
+                    comp = 0
+                    while True:
+                        w = stack.pop()
+                        on_stack &= ~(1 << w)
+                        comp |= 1 << w
+                        if w == v:
+                            break
+                    out.append(comp)
+        return out
+
+    def clusters(self, universe: int, helpers: int = 0) -> list[int]:
+        """Components of ``universe`` that contain a quorum: every minimal quorum lies in one."""
+        top = self.max_quorum(universe, helpers)
+        return [c for c in self.components(top, helpers) if self.max_quorum(c, helpers)]
+
+
+def _compile(qset: QSet, fbas: Fbas, position: dict[int, int]) -> CQSet:
+    """Compile one quorum set; duplicates of a validator become 1-of-1 inner sets so each still counts."""
+    mask = 0
+    inner: list[CQSet] = []
+    for key in qset.validators:
+        orig = fbas.index.get(key)
+        pos = position.get(orig) if orig is not None else None
+        bit = 0 if pos is None else 1 << pos
+        if bit and mask & bit:
+            inner.append((1, bit, ()))
+        else:
+            mask |= bit
+    inner.extend(_compile(q, fbas, position) for q in qset.inner_sets)
+    return (qset.threshold, mask, tuple(inner))
+
+
+def _members(q: CQSet) -> int:
+    mask = q[1]
+    for iq in q[2]:
+        mask |= _members(iq)
+    return mask
+
+
+def _rank(fbas: Fbas, kept: list[int]) -> list[int]:
+    """Kept nodes, most depended-upon first: a node scores the weight with which it
+    appears in the quorum sets of others (1/size per level), ties by position."""
+    score = dict.fromkeys(kept, 0.0)
+
+    def visit(q: QSet, weight: float) -> None:
+        entries = len(q.validators) + len(q.inner_sets)
+        if entries == 0:
+            return
+        share = weight * min(q.threshold, entries) / entries
+        for key in q.validators:
+            orig = fbas.index.get(key)
+            if orig in score:
+                score[orig] += share
+        for inner in q.inner_sets:
+            visit(inner, share)
+
+    for orig in kept:
+        qset = fbas.nodes[orig].qset
+        if qset is not None:
+            visit(qset, 1.0)
+    return sorted(kept, key=lambda n: (-score[n], n))

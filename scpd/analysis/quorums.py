@@ -1,0 +1,112 @@
+"""Minimal quorums and quorum intersection, by branch and bound.
+
+Theory of operation (after Lachowski 2019 and the fbas_analyzer project): a
+search grows a *selection* that the quorum being looked for must contain and
+an *available* set it must stay inside. While the selection is not a quorum,
+some member of it is unsatisfied, and any quorum containing the selection
+must contain one more of that member's validators: branch on the
+best-ranked such validator, in or out. Taking a node out shrinks the
+available set to its largest quorum (``max_quorum``); if the selection no
+longer fits inside, no quorum is down this branch. Every branch decides one
+node, so each quorum is reached at most once, and stopping as soon as the
+selection is a quorum means only the smallest quorums on each path are seen.
+
+Quorum intersection is the search for a pair of disjoint quorums. By the
+component argument (see ``engine``), two components that each hold a quorum
+are such a pair. Inside the one component that holds quorums, look for a
+quorum whose complement still contains a quorum, and prune every selection
+whose complement contains none: complements only shrink as selections grow.
+This prune is what keeps a well-configured network's check fast.
+
+Searches run over the *universe* they are given, with *helpers*: nodes that
+count as present without being members (deleted, Byzantine nodes). With no
+helpers this is the plain FBAS.
+"""
+
+from __future__ import annotations
+
+from scpd.analysis.engine import Engine
+
+__all__ = ["disjoint_quorums", "minimal_quorums"]
+
+
+def minimal_quorums(engine: Engine, universe: int | None = None, helpers: int = 0) -> list[int]:
+    """Every minimal quorum inside ``universe`` (all nodes by default), as masks."""
+    if universe is None:
+        universe = engine.capable
+    found: list[int] = []
+    for cluster in engine.clusters(universe, helpers):
+        _minimal_in(engine, cluster, helpers, found)
+    return found
+
+
+def _minimal_in(engine: Engine, cluster: int, helpers: int, found: list[int]) -> None:
+    # Explicit stack of (selection, available): no recursion limit to worry about.
+    stack = [(0, engine.max_quorum(cluster, helpers))]
+    while stack:
+        selection, available = stack.pop()
+        if selection:
+            missing = engine.unsatisfied(selection, selection | helpers)
+            if not missing:
+                if engine.is_minimal_quorum(selection, helpers):
+                    found.append(selection)
+                continue
+            low = missing & -missing
+            choices = engine.members[low.bit_length() - 1] & available & ~selection
+        else:
+            choices = available
+        pick = choices & -choices
+        if not pick:
+            continue
+        narrower = engine.max_quorum(available & ~pick, helpers)
+        if narrower and not selection & ~narrower:
+            stack.append((selection, narrower))
+        stack.append((selection | pick, available))
+
+
+def disjoint_quorums(engine: Engine, universe: int | None = None, helpers: int = 0) -> tuple[int, int] | None:
+    """Two disjoint minimal quorums inside ``universe``, or None when all quorums intersect.
+
+    None also when there is no quorum at all; callers that care tell the two
+    apart with ``max_quorum``.
+    """
+    if universe is None:
+        universe = engine.capable
+    clusters = engine.clusters(universe, helpers)
+    if len(clusters) >= 2:
+        first = engine.minimize_quorum(engine.max_quorum(clusters[0], helpers), helpers)
+        second = engine.minimize_quorum(engine.max_quorum(clusters[1], helpers), helpers)
+        return first, second
+    if not clusters:
+        return None
+    pair = _disjoint_in(engine, clusters[0], helpers)
+    if pair is None:
+        return None
+    first = engine.minimize_quorum(pair[0], helpers)
+    second = engine.minimize_quorum(engine.max_quorum(clusters[0] & ~first, helpers), helpers)
+    return first, second
+
+
+def _disjoint_in(engine: Engine, cluster: int, helpers: int) -> tuple[int, int] | None:
+    stack = [(0, engine.max_quorum(cluster, helpers))]
+    while stack:
+        selection, available = stack.pop()
+        rest = engine.max_quorum(cluster & ~selection, helpers)
+        if not rest:
+            continue
+        if selection:
+            missing = engine.unsatisfied(selection, selection | helpers)
+            if not missing:
+                return selection, rest
+            low = missing & -missing
+            choices = engine.members[low.bit_length() - 1] & available & ~selection
+        else:
+            choices = available
+        pick = choices & -choices
+        if not pick:
+            continue
+        narrower = engine.max_quorum(available & ~pick, helpers)
+        if narrower and not selection & ~narrower:
+            stack.append((selection, narrower))
+        stack.append((selection | pick, available))
+    return None
