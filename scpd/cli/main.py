@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "ledger_cmd",
     "run_cmd",
     "submit_cmd",
+    "quorum_cmd",
 ]
 
 
