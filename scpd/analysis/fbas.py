@@ -179,7 +179,7 @@ def _qset_from_json(raw: Any, where: str, depth: int) -> QSet:
         raise AnalysisInputError(f"{where}: nested deeper than {MAX_DEPTH} levels")
     if not isinstance(raw, dict):
         raise AnalysisInputError(f"{where}: expected an object or null")
-    threshold = raw.get("threshold")
+    threshold: Any = raw.get("threshold")
     if not _is_count(threshold):
         raise AnalysisInputError(f"{where}.threshold: expected a non-negative integer")
     validators = raw.get("validators", [])

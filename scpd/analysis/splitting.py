@@ -10,10 +10,11 @@ Search: decide the candidates one by one, best-ranked first, in or out of S,
 looking for sets of exactly k nodes for k = 1, 2, ... (iterative deepening),
 so that whatever splits is minimal and supersets of what was found are never
 tried. The deepening stops once no branch was cut by the size limit. A
-branch is cut when even the most generous completion cannot split: if some S' with S <= S' <= S | R (R the undecided candidates) splits
-with quorums A and B, then A and B avoid S and are satisfied with S | R
-present, so a pair of disjoint quorums must exist with S deleted and R
-helping both sides. That relaxed check is one ``disjoint_quorums`` call.
+branch is cut when even the most generous completion cannot split: if some
+S' with S <= S' <= S | R (R the undecided candidates) splits with quorums
+A and B, then A and B avoid S and are satisfied with S | R present, so a
+pair of disjoint quorums must exist with S deleted and R helping both sides.
+That relaxed check is one ``disjoint_quorums`` call.
 
 Candidates: a member of a minimal splitting set must be needed by a node of
 one of the two quorums (otherwise it could be dropped from S), so only nodes
