@@ -415,11 +415,7 @@ class Herder(Driver):
             decoded = ConsensusValue.from_xdr(value)
             tx_set = self._find_tx_set(decoded.tx_set_hash)
             if tx_set is not None:
-                proofs = [
-                    env
-                    for env in self.scp.get_externalizing_state(slot)
-                    if isinstance(env.statement.pledges, SCPExternalize) and env.statement.pledges.commit.value == value
-                ]
+                proofs = self._externalize_envelopes(slot, value)
                 proofs += [e for e in self._restored_proofs(slot, value) if e not in proofs]
                 return decoded, tx_set, proofs
             if slot not in self._caught_up:
@@ -428,6 +424,19 @@ class Herder(Driver):
         if entry is not None:
             return entry.value, entry.tx_set, list(entry.proofs)
         return None
+
+    def _externalize_envelopes(self, slot: int, value: bytes) -> list[SCPEnvelope]:
+        return [
+            env
+            for env in self.scp.get_externalizing_state(slot)
+            if isinstance(env.statement.pledges, SCPExternalize) and env.statement.pledges.commit.value == value
+        ]
+
+    async def _add_proofs(self, slot: int, envelopes: list[SCPEnvelope]) -> None:
+        try:
+            await asyncio.to_thread(self.store.add_proofs, slot, envelopes)
+        except LedgerError as exc:
+            log.warning("EXTERNALIZE proofs not kept", slot=slot, error=str(exc))
 
     def _restored_proofs(self, slot: int, value: bytes) -> list[SCPEnvelope]:
         """Our own EXTERNALIZE, when the slot's decision was restored from disk (the core's state lacks it)."""
@@ -453,6 +462,10 @@ class Herder(Driver):
                     break
                 continue
             self._ledger_written(record, value, tx_set)
+            # EXTERNALIZE envelopes that reached the core while the write ran are proofs too.
+            later = [e for e in self._externalize_envelopes(slot, value.to_xdr()) if e not in proofs]
+            if later:
+                self._spawn(self._add_proofs(slot, later))
         current = self.current_slot
         for old in [s for s in self._externalized if s < current]:
             del self._externalized[old]
@@ -570,8 +583,12 @@ class Herder(Driver):
         if statement.node_id in self._members:
             self.heard_at[statement.node_id] = self._clock()
         self._note_network_slot(slot)
-        if slot <= self._tip.slot and isinstance(statement.pledges, SCPExternalize):
-            self._late_proof(envelope, verified=True)
+        if slot <= self._tip.slot:
+            # Decided and written: never fed to the core again (after a restart the core has no
+            # state for it and could answer with statements older than what we sent before).
+            if isinstance(statement.pledges, SCPExternalize):
+                self._late_proof(envelope, verified=True)
+            return Verdict.IGNORE
         qset_hash = _qset_hash_of(statement)
         missing_qset = None if qset_hash in self._qsets else qset_hash
         missing_tx_sets = [h for h in self._tx_set_hashes_of(statement) if self._find_tx_set(h) is None]
@@ -599,8 +616,11 @@ class Herder(Driver):
         have = self.current_slot
         while have in self._caught_up or have in self._externalized:
             have += 1
+        now = self._clock()
+        if self.catchup.highest_seen == have + 1 and now - self._last_progress < self.settings.rebroadcast_interval:
+            return  # one slot behind is the normal race at a slot's end: let consensus finish it first
         peers = {p.node_id: p for p in overlay.peers}
-        request = self.catchup.next_request(peers, have, self._clock())
+        request = self.catchup.next_request(peers, have, now)
         if request is not None:
             node, message = request
             log.info("catching up", from_slot=message.from_slot, count=message.count, peer=str(node))
@@ -672,17 +692,7 @@ class Herder(Driver):
         """An EXTERNALIZE for a ledger we already wrote: keep it as one more proof (worker thread)."""
         if not verified and not verify_envelope(self.net_id, envelope):
             return
-        slot = envelope.statement.slot_index
-
-        async def add() -> None:
-            try:
-                await asyncio.to_thread(self.store.add_proofs, slot, [envelope])
-            except LedgerError as exc:
-                log.warning(
-                    "late EXTERNALIZE not kept", slot=slot, node=str(envelope.statement.node_id), error=str(exc)
-                )
-
-        self._spawn(add())
+        self._spawn(self._add_proofs(envelope.statement.slot_index, [envelope]))
 
     def _to_core(self, envelope: SCPEnvelope) -> Verdict:
         state = self.scp.receive_envelope(envelope)
