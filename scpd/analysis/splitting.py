@@ -43,8 +43,6 @@ def minimal_splitting_sets(engine: Engine, universe: int | None = None) -> list[
         universe = engine.capable
     if splits(engine, 0, universe) is not None:
         return [0]
-    if not engine.max_quorum(universe):
-        return []
     referenced = 0
     for v in bits(universe & engine.capable):
         referenced |= engine.members[v]

@@ -1,0 +1,143 @@
+"""The analysis agrees with brute force (every subset enumerated) on random small networks."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterable
+
+import pytest
+
+from scpd.analysis.blocking import minimal_hitting_sets
+from scpd.analysis.engine import Engine
+from scpd.analysis.fbas import Fbas, Node, QSet
+from scpd.analysis.quorums import disjoint_quorums, minimal_quorums
+from scpd.analysis.report import analyze
+from scpd.analysis.splitting import minimal_splitting_sets
+
+Set = frozenset[int]
+
+
+def random_qset(rng: random.Random, n: int, depth: int) -> QSet:
+    validators = tuple(f"n{v}" for v in rng.sample(range(n + 1), rng.randint(0, min(n + 1, 4))))  # n+1: unknown
+    inner = tuple(random_qset(rng, n, depth + 1) for _ in range(rng.randint(0, 2) if depth < 3 else 0))
+    entries = len(validators) + len(inner)
+    threshold = rng.choice([0, entries + 1]) if rng.random() < 0.05 else rng.randint(1, max(entries, 1))
+    return QSet(threshold, validators, inner)
+
+
+def random_fbas(seed: int) -> Fbas:
+    rng = random.Random(seed)
+    n = rng.randint(1, 6)
+    nodes = []
+    for i in range(n):
+        qset = None if rng.random() < 0.1 else random_qset(rng, n, 1)
+        nodes.append(Node(f"n{i}", qset))
+    return Fbas(tuple(nodes))
+
+
+# --- the brute-force reference: plain sets, no bitsets, no pruning ---
+
+
+def sat(q: QSet, present: set[str]) -> bool:
+    count = sum(1 for v in q.validators if v in present) + sum(1 for i in q.inner_sets if sat(i, present))
+    return count >= q.threshold
+
+
+def subsets(items: Iterable[int]) -> list[Set]:
+    items = list(items)
+    return [frozenset(c) for r in range(len(items) + 1) for c in itertools.combinations(items, r)]
+
+
+def quorums(fbas: Fbas, deleted: Set = frozenset()) -> list[Set]:
+    out = []
+    for q in subsets(i for i in range(len(fbas)) if i not in deleted):
+        present = {fbas.nodes[i].key for i in q | deleted}
+        nodes = [fbas.nodes[i] for i in q]
+        if q and all(node.qset is not None and sat(node.qset, present) for node in nodes):
+            out.append(q)
+    return out
+
+
+def minimal(sets: Iterable[Set]) -> set[Set]:
+    sets = set(sets)
+    return {s for s in sets if not any(t < s for t in sets)}
+
+
+def brute(fbas: Fbas) -> dict[str, object]:
+    qs = quorums(fbas)
+    everyone = range(len(fbas))
+    intersection = bool(qs) and all(a & b for a, b in itertools.combinations(qs, 2))
+    blocking = [b for b in subsets(everyone) if not any(not q & b for q in qs)] if qs else []
+    splitting = []
+    for s in subsets(everyone):
+        sq = quorums(fbas, s)
+        if any(not a & b for a, b in itertools.combinations(sq, 2)):
+            splitting.append(s)
+    mq = minimal(qs)
+    return {
+        "intersection": intersection,
+        "minimal_quorums": mq,
+        "top_tier": frozenset().union(*mq),
+        "blocking": minimal(blocking),
+        "splitting": minimal(splitting),
+    }
+
+
+def as_sets(engine: Engine, masks: Iterable[int]) -> set[Set]:
+    return {engine.to_original(m) for m in masks}
+
+
+SEEDS = range(400)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_engine_matches_brute_force(seed: int) -> None:
+    fbas = random_fbas(seed)
+    expected = brute(fbas)
+    engine = Engine.build(fbas)
+    mq = minimal_quorums(engine)
+    assert as_sets(engine, mq) == expected["minimal_quorums"]
+    assert len(mq) == len(expected["minimal_quorums"])  # each found once
+    pair = disjoint_quorums(engine)
+    has_quorum = bool(expected["minimal_quorums"])
+    assert (has_quorum and pair is None) == expected["intersection"]
+    if pair is not None:
+        a, b = (engine.to_original(m) for m in pair)
+        assert not a & b
+        assert a in expected["minimal_quorums"] and b in expected["minimal_quorums"]
+    blocking = minimal_hitting_sets(mq) if mq else []
+    assert as_sets(engine, blocking) == expected["blocking"]
+    assert len(blocking) == len(expected["blocking"])
+    assert as_sets(engine, minimal_splitting_sets(engine)) == expected["splitting"]
+
+
+@pytest.mark.parametrize("seed", range(0, 400, 4))
+def test_report_matches_brute_force(seed: int) -> None:
+    fbas = random_fbas(seed)
+    expected = brute(fbas)
+    result = analyze(fbas)
+    assert result.has_quorum_intersection == expected["intersection"]
+    assert result.top_tier == expected["top_tier"]
+    assert result.minimal_quorums is not None and result.minimal_blocking_sets is not None
+    assert set(result.minimal_quorums.sets) == expected["minimal_quorums"]
+    assert set(result.minimal_blocking_sets.sets) == expected["blocking"]
+    # The report searches splitting sets inside the top tier: brute force over that sub-network.
+    tier = Fbas(
+        tuple(fbas.nodes[i] if i in expected["top_tier"] else Node(fbas.nodes[i].key, None) for i in range(len(fbas)))
+    )
+    assert result.minimal_splitting_sets is not None
+    if expected["intersection"]:
+        tier_splitting = brute(tier)["splitting"]
+        assert set(result.minimal_splitting_sets.sets) == {s for s in tier_splitting if s <= expected["top_tier"]}
+    elif expected["minimal_quorums"]:
+        assert result.minimal_splitting_sets.sets == (frozenset(),)
+
+
+def test_random_networks_cover_the_interesting_cases() -> None:
+    """The generator must produce both outcomes, nesting, and non-trivial splitting sets."""
+    outcomes = [brute(random_fbas(seed)) for seed in SEEDS]
+    assert any(o["intersection"] for o in outcomes)
+    assert any(not o["intersection"] and o["minimal_quorums"] for o in outcomes)
+    assert any(any(len(s) >= 2 for s in o["splitting"]) for o in outcomes)  # type: ignore[attr-defined]
+    assert any(random_fbas(seed).nodes[0].qset and random_fbas(seed).nodes[0].qset.inner_sets for seed in SEEDS)
