@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import structlog
 from aiohttp import web
 
+from scpd.errors import ScpdError
 from scpd.node.catchup import CatchupSettings
 from scpd.node.herder import ExternalizedSlot, Herder, HerderSettings
 from scpd.node.ledger import LedgerStore
@@ -92,6 +94,21 @@ def _log_ledger(done: ExternalizedSlot) -> None:
     )
 
 
+_T = TypeVar("_T")
+
+
+def _host_port(address: ConfigAddress) -> tuple[str, int]:
+    return address.host, address.port
+
+
+async def _listening(what: str, address: ConfigAddress, start: Awaitable[_T]) -> _T:
+    """Await a listener's start, turning a bind failure into one clear error."""
+    try:
+        return await start
+    except OSError as exc:
+        raise ScpdError(f"cannot listen for {what} on {address.host}:{address.port}: {exc.strerror or exc}") from None
+
+
 async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], None] | None = None) -> int:
     """Run one node until SIGTERM/SIGINT; returns the process exit code."""
     metrics = Metrics()
@@ -118,13 +135,16 @@ async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], N
     http: web.AppRunner | None = None
     metrics_http: web.AppRunner | None = None
     try:
-        await overlay.start()
-        herder.start()
+        # Bind every listener before consensus starts: a port in use stops the node cleanly.
+        await _listening("peer connections", cfg.listen, overlay.start())
         if cfg.http_listen is not None:
             ctx = NodeContext(cfg, herder, overlay, store, metrics)
-            http = await start_http(ctx, cfg.http_listen.host, cfg.http_listen.port)
+            http = await _listening("the admin API", cfg.http_listen, start_http(ctx, *_host_port(cfg.http_listen)))
         if cfg.metrics_enabled and cfg.metrics_listen is not None:
-            metrics_http = await start_metrics_http(metrics, cfg.metrics_listen.host, cfg.metrics_listen.port)
+            metrics_http = await _listening(
+                "metrics", cfg.metrics_listen, start_metrics_http(metrics, *_host_port(cfg.metrics_listen))
+            )
+        herder.start()
         tip = herder.tip
         log.info(
             "node started",
