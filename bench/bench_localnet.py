@@ -22,10 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from scpd.operator.localnet import Localnet, SlotReport
+from benchdoc import write_section  # bench/ is on sys.path when a script in it runs
 
-sys.path.insert(0, str(Path(__file__).parent))
-from benchdoc import write_section  # noqa: E402
+from scpd.operator.localnet import Localnet, SlotReport
 
 WARMUP_SLOTS = 3
 
