@@ -141,3 +141,35 @@ def test_random_networks_cover_the_interesting_cases() -> None:
     assert any(not o["intersection"] and o["minimal_quorums"] for o in outcomes)
     assert any(any(len(s) >= 2 for s in o["splitting"]) for o in outcomes)  # type: ignore[attr-defined]
     assert any(random_fbas(seed).nodes[0].qset and random_fbas(seed).nodes[0].qset.inner_sets for seed in SEEDS)
+
+
+def symmetric_fbas(seed: int) -> Fbas:
+    """Organisations of interchangeable nodes sharing one quorum set (twins), plus a random outsider."""
+    rng = random.Random(seed)
+    orgs, per_org = rng.choice([(2, 2), (3, 2), (2, 3)])
+    names = [[f"n{o * per_org + i}" for i in range(per_org)] for o in range(orgs)]
+    inner = tuple(QSet(rng.randint(1, per_org), tuple(org)) for org in names)
+    shared = QSet(rng.randint(1, orgs), (), inner)
+    nodes = [Node(key, shared) for org in names for key in org]
+    n = len(nodes)
+    nodes.append(Node(f"n{n}", random_qset(rng, n, 1)))
+    return Fbas(tuple(nodes))
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_splitting_sets_with_twins_match_brute_force(seed: int) -> None:
+    fbas = symmetric_fbas(seed)
+    expected = brute(fbas)
+    engine = Engine.build(fbas)
+    assert as_sets(engine, minimal_quorums(engine)) == expected["minimal_quorums"]
+    assert as_sets(engine, minimal_splitting_sets(engine)) == expected["splitting"]
+
+
+def test_symmetric_networks_do_have_twins() -> None:
+    from scpd.analysis.splitting import _twins
+
+    with_twins = 0
+    for seed in range(60):
+        engine = Engine.build(symmetric_fbas(seed))
+        with_twins += bool(_twins(engine, engine.capable, list(range(engine.size))))
+    assert with_twins >= 20

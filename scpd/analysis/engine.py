@@ -49,17 +49,21 @@ def popcount(mask: int) -> int:
 
 
 def satisfied(q: CQSet, present: int) -> bool:
-    """Does ``present`` contain a slice of ``q``?"""
+    """Does ``present`` contain a slice of ``q``?
+
+    The hottest function of the analysis: inner sets are tested inline with a
+    popcount and only nested ones cost a recursive call.
+    """
     threshold, vmask, inner = q
     need = threshold - (vmask & present).bit_count()
     if need <= 0:
         return True
-    if need > len(inner):
-        return False
     left = len(inner)
+    if need > left:
+        return False
     for iq in inner:
         left -= 1
-        if satisfied(iq, present):
+        if (iq[1] & present).bit_count() >= iq[0] or (iq[2] and satisfied(iq, present)):
             need -= 1
             if need == 0:
                 return True
@@ -76,6 +80,7 @@ class Engine:
     qsets: tuple[CQSet | None, ...]  # by internal index
     members: tuple[int, ...]  # mask of every node a node's quorum set names
     capable: int  # nodes whose quorum set can be satisfied at all
+    dependents: tuple[int, ...]  # mask of the nodes whose quorum sets name a node
 
     @classmethod
     def build(cls, fbas: Fbas, keep: set[int] | None = None) -> Engine:
@@ -98,7 +103,11 @@ class Engine:
             compiled = _compile(qset, fbas, position)
             qsets.append(compiled)
             members.append(_members(compiled))
-        engine = cls(tuple(order), tuple(qsets), tuple(members), 0)
+        dependents = [0] * len(order)
+        for v, m in enumerate(members):
+            for w in bits(m):
+                dependents[w] |= 1 << v
+        engine = cls(tuple(order), tuple(qsets), tuple(members), 0, tuple(dependents))
         everyone = (1 << len(order)) - 1
         capable = 0
         for v, q in enumerate(qsets):
@@ -144,17 +153,21 @@ class Engine:
         return nodes != 0 and self.unsatisfied(nodes, nodes | helpers) == 0
 
     def max_quorum(self, universe: int, helpers: int = 0) -> int:
-        """The largest quorum inside ``universe`` (0 if none); ``helpers`` count as present."""
+        """The largest quorum inside ``universe`` (0 if none); ``helpers`` count as present.
+
+        A worklist: a node is re-examined only when one of its validators left.
+        """
         q = universe & self.capable
+        pending = q
         qsets = self.qsets
-        changed = True
-        while changed and q:
-            changed = False
-            for v in bits(q):
-                cq = qsets[v]
-                if cq is None or not satisfied(cq, q | helpers):
-                    q &= ~(1 << v)
-                    changed = True
+        dependents = self.dependents
+        while pending:
+            low = pending & -pending
+            pending ^= low
+            v = low.bit_length() - 1
+            if not satisfied(qsets[v], q | helpers):  # type: ignore[arg-type]  # capable => compiled
+                q ^= low
+                pending |= dependents[v] & q
         return q
 
     def minimize_quorum(self, quorum: int, helpers: int = 0) -> int:

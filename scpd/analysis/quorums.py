@@ -88,12 +88,16 @@ def disjoint_quorums(engine: Engine, universe: int | None = None, helpers: int =
 
 
 def _disjoint_in(engine: Engine, cluster: int, helpers: int) -> tuple[int, int] | None:
-    stack = [(0, engine.max_quorum(cluster, helpers))]
+    # State: (selection, available, rest, pool). ``rest`` is the largest quorum
+    # disjoint from the selection, kept up to date incrementally (max_quorum of
+    # a subset lies inside max_quorum of the set). Symmetry: the two quorums
+    # are interchangeable, so let the first hold the best-ranked node of the
+    # pair; a node taken out before the first one is chosen leaves ``pool``,
+    # the nodes the second quorum may use, as well.
+    top = engine.max_quorum(cluster, helpers)
+    stack = [(0, top, top)]
     while stack:
-        selection, available = stack.pop()
-        rest = engine.max_quorum(cluster & ~selection, helpers)
-        if not rest:
-            continue
+        selection, available, rest = stack.pop()
         if selection:
             missing = engine.unsatisfied(selection, selection | helpers)
             if not missing:
@@ -106,7 +110,12 @@ def _disjoint_in(engine: Engine, cluster: int, helpers: int) -> tuple[int, int] 
         if not pick:
             continue
         narrower = engine.max_quorum(available & ~pick, helpers)
-        if narrower and not selection & ~narrower:
-            stack.append((selection, narrower))
-        stack.append((selection | pick, available))
+        if selection:
+            if narrower and not selection & ~narrower:
+                stack.append((selection, narrower, rest))
+        elif narrower:
+            stack.append((0, narrower, narrower))
+        smaller_rest = engine.max_quorum(rest & ~pick, helpers) if rest & pick else rest
+        if smaller_rest:
+            stack.append((selection | pick, available, smaller_rest))
     return None

@@ -24,7 +24,9 @@ need not be able to be in a quorum themselves: a lying node needs no slice.
 
 from __future__ import annotations
 
-from scpd.analysis.engine import Engine, bits
+import itertools
+
+from scpd.analysis.engine import CQSet, Engine, bits
 from scpd.analysis.quorums import disjoint_quorums
 
 __all__ = ["minimal_splitting_sets", "splits"]
@@ -47,20 +49,29 @@ def minimal_splitting_sets(engine: Engine, universe: int | None = None) -> list[
     for v in bits(universe & engine.capable):
         referenced |= engine.members[v]
     candidates = list(bits(referenced))
+    # twin_before[c]: the previous candidate that is c's twin, if any (see _twins)
+    twin_before = _twins(engine, universe, candidates)
     found: list[int] = []
     # Iterative deepening on the size of S: when sets of size k are tried, every
     # splitting set of size below k is known, so whatever splits now is minimal,
     # and a candidate that would complete a known splitting set is no help.
     limit = 1
     while True:
-        cut = _search(engine, universe, candidates, found, limit)
+        cut = _search(engine, universe, candidates, twin_before, found, limit)
         if not cut:
             return sorted(found, key=lambda m: (m.bit_count(), m))
         limit += 1
 
 
-def _search(engine: Engine, universe: int, candidates: list[int], found: list[int], limit: int) -> bool:
-    """Record the splitting sets of exactly ``limit`` nodes; True if some branch was cut by the limit."""
+def _search(
+    engine: Engine, universe: int, candidates: list[int], twin_before: dict[int, int], found: list[int], limit: int
+) -> bool:
+    """Record the splitting sets of exactly ``limit`` nodes; True if some branch was cut by the limit.
+
+    Only canonical sets are tried (a node is taken only if its earlier twin
+    is); each one that splits is recorded with all its images under the twin
+    permutations, which split too.
+    """
     cut = False
     n = len(candidates)
     stack: list[tuple[int, int, int]] = [(0, 0, 0)]  # (next candidate, S, |S|)
@@ -68,7 +79,7 @@ def _search(engine: Engine, universe: int, candidates: list[int], found: list[in
         i, chosen, size = stack.pop()
         if size == limit:
             if not any(not f & ~chosen for f in found) and splits(engine, chosen, universe) is not None:
-                found.append(chosen)
+                found.extend(_images(chosen, twin_before))
             continue
         if i == n:
             continue
@@ -82,8 +93,75 @@ def _search(engine: Engine, universe: int, candidates: list[int], found: list[in
         if size + 1 == limit and n - i > 1:
             cut = True
         stack.append((i + 1, chosen, size))
-        stack.append((i + 1, chosen | 1 << candidates[i], size + 1))
+        c = candidates[i]
+        if c not in twin_before or chosen >> twin_before[c] & 1:
+            stack.append((i + 1, chosen | 1 << c, size + 1))
     return cut
+
+
+def _twins(engine: Engine, universe: int, candidates: list[int]) -> dict[int, int]:
+    """Classes of interchangeable candidates, as each member's predecessor in its class.
+
+    u and v are twins when swapping them maps every quorum set to the quorum set
+    of the swapped node (an automorphism of the network): then S splits iff S
+    with u and v swapped does, and only one of the two need be searched.
+    """
+    nodes = list(bits((1 << engine.size) - 1))
+    parent = {c: c for c in candidates}
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    canon = {v: _canon(engine.qsets[v], -1, -1) for v in nodes}
+    for a, u in enumerate(candidates):
+        for v in candidates[a + 1 :]:
+            if find(u) == find(v) or (universe >> u & 1) != (universe >> v & 1):
+                continue
+            if _canon(engine.qsets[u], u, v) != canon[v] or _canon(engine.qsets[v], u, v) != canon[u]:
+                continue
+            if all(_canon(engine.qsets[x], u, v) == canon[x] for x in nodes if x not in (u, v)):
+                parent[find(v)] = find(u)
+    before: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for c in candidates:
+        root = find(c)
+        if root in last:
+            before[c] = last[root]
+        last[root] = c
+    return before
+
+
+Canon = tuple[int, int, tuple["Canon", ...]] | None
+
+
+def _canon(q: CQSet | None, u: int, v: int) -> Canon:
+    """A comparable form of ``q`` with nodes u and v swapped (-1: no swap)."""
+    if q is None:
+        return None
+    threshold, mask, inner = q
+    if u >= 0 and (mask >> u & 1) != (mask >> v & 1):
+        mask ^= 1 << u | 1 << v
+    return (threshold, mask, tuple(sorted((_canon(i, u, v) for i in inner), key=repr)))
+
+
+def _images(chosen: int, twin_before: dict[int, int]) -> list[int]:
+    """Every set obtained from ``chosen`` by permuting twins."""
+    classes: dict[int, list[int]] = {}
+    for c in sorted(twin_before):
+        root = twin_before[c]
+        while root in twin_before:
+            root = twin_before[root]
+        classes.setdefault(root, [root]).append(c)
+    out = [chosen]
+    for members in classes.values():
+        k = sum(chosen >> m & 1 for m in members)
+        if k == 0 or k == len(members):
+            continue
+        base = [s & ~sum(1 << m for m in members) for s in out]
+        out = [b | sum(1 << m for m in combo) for b in base for combo in itertools.combinations(members, k)]
+    return out
 
 
 def _only_minimal(sets: list[int]) -> list[int]:
