@@ -693,3 +693,19 @@ async def test_rebroadcast_with_force_resends(make_overlay: Factory) -> None:
     await wait_until(lambda: b.stats.flood_received == 2)
     assert b_rec.messages().count(tx) == 1  # the duplicate is recognised by hash
     assert b.stats.flood_duplicates == 1
+
+
+async def test_a_message_the_consumer_ignored_is_delivered_again_when_resent(make_overlay: Factory) -> None:
+    a, _ = await make_overlay()
+    b, b_rec = await make_overlay()
+    b_rec.verdict = Verdict.IGNORE  # e.g. an envelope too far ahead of the slot b is on
+    await connect_pair(a, b)
+    tx = unique_tx()
+    assert a.broadcast(tx) == 1
+    await wait_until(lambda: b_rec.messages().count(tx) == 1)
+    b_rec.verdict = Verdict.ACCEPT
+    assert a.broadcast(tx, force=True) == 1  # asked for again later (GET_SCP_STATE answers are resends)
+    await wait_until(lambda: b_rec.messages().count(tx) == 2, what="the resent message")
+    assert a.broadcast(tx, force=True) == 1
+    await wait_until(lambda: b.stats.flood_duplicates == 1, what="the duplicate of an accepted message")
+    assert b_rec.messages().count(tx) == 2

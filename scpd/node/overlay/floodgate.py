@@ -62,6 +62,10 @@ class Floodgate:
         holders.update(out)
         return out
 
+    def discard(self, digest: bytes) -> None:
+        """Forget a message, so its next arrival is delivered again."""
+        self._seen.pop(digest, None)
+
     def forget_peer(self, peer: NodeID) -> None:
         """Drop a disconnected peer from every holder set, so memory stays bounded by live peers."""
         for holders in self._seen.values():

@@ -548,8 +548,13 @@ class Overlay:
             if not self._floodgate.add(digest, peer.node_id):
                 self.stats.flood_duplicates += 1
                 return
-            if await self._call_handler(peer, message) is Verdict.ACCEPT:
+            verdict = await self._call_handler(peer, message)
+            if verdict is Verdict.ACCEPT:
                 self._flood(digest, encoded)
+            elif verdict is Verdict.IGNORE:
+                # Not used now (too far ahead, waiting for a fetch) is not
+                # "seen": the same message asked for again later must arrive.
+                self._floodgate.discard(digest)
         finally:
             self.stats.flood_received += 1
 
