@@ -9,8 +9,9 @@ take. Run single-threaded:
 
 The mix is the four pubnet envelopes plus generated, properly signed PREPARE,
 CONFIRM, EXTERNALIZE and NOMINATE envelopes whose values have the size of
-pubnet's StellarValue (152 bytes). Each figure is the best of several
-repetitions, which is the least disturbed by other processes on the machine.
+pubnet's StellarValue (152 bytes). Each figure is the best
+round of many, the rounds of all operations interleaved, which is the least
+disturbed by other processes on the machine (see ``best_rates``).
 """
 
 from __future__ import annotations
@@ -81,17 +82,21 @@ def realistic_envelopes(passphrase: str, count: int) -> list[bytes]:
     return out
 
 
-def best_rate(fn: Callable[[], object], items: int, seconds: float) -> float:
-    """Items per second of ``fn`` (which processes ``items`` items), best of repeated runs."""
-    best = float("inf")
-    deadline = time.perf_counter() + seconds
-    while True:
-        start = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - start
-        best = min(best, elapsed)
-        if time.perf_counter() > deadline:
-            return items / best
+def best_rates(ops: list[tuple[str, Callable[[], object]]], items: int, seconds: float) -> list[tuple[str, float]]:
+    """Items per second of each op (each processes ``items`` items): its best round.
+
+    The ops run interleaved, one round each in turn, so on a machine shared with
+    other work every op gets the same chance at the quiet moments; the best
+    round is the one least disturbed.
+    """
+    best = dict.fromkeys((name for name, _ in ops), float("inf"))
+    deadline = time.perf_counter() + seconds * len(ops)
+    while time.perf_counter() < deadline:
+        for name, fn in ops:
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return [(name, items / best[name]) for name, _ in ops]
 
 
 def measure(raws: list[bytes], net_id: bytes, seconds: float) -> list[tuple[str, float]]:
@@ -127,14 +132,15 @@ def measure(raws: list[bytes], net_id: bytes, seconds: float) -> list[tuple[str,
         for message, signature, key in payloads:
             nacl.bindings.crypto_sign_open(signature + message, key)
 
-    return [
-        ("decode SCPEnvelope", best_rate(decode, n, seconds)),
-        ("encode SCPEnvelope", best_rate(encode, n, seconds)),
-        ("sign (encode statement + Ed25519)", best_rate(sign, n, seconds)),
-        ("verify (statement bytes given)", best_rate(verify, n, seconds)),
-        ("decode + verify", best_rate(decode_verify, n, seconds)),
-        ("PyNaCl verify alone (reference)", best_rate(raw_nacl_verify, n, seconds)),
+    ops: list[tuple[str, Callable[[], object]]] = [
+        ("decode SCPEnvelope", decode),
+        ("encode SCPEnvelope", encode),
+        ("sign (encode statement + Ed25519)", sign),
+        ("verify (statement bytes given)", verify),
+        ("decode + verify", decode_verify),
+        ("PyNaCl verify alone (reference)", raw_nacl_verify),
     ]
+    return best_rates(ops, n, seconds)
 
 
 def render(rows: list[tuple[str, float]], n: int, mean_size: float) -> str:
@@ -146,9 +152,15 @@ def render(rows: list[tuple[str, float]], n: int, mean_size: float) -> str:
         "|---|---:|---:|",
     ]
     lines += [f"| {name} | {rate:,.0f} | {1e6 / rate:.1f} |" for name, rate in rows]
-    dv = dict(rows)["decode + verify"]
+    rates = dict(rows)
+    dv, ceiling = rates["decode + verify"], rates["PyNaCl verify alone (reference)"]
     verdict = "met" if dv >= TARGET else "NOT met"
-    lines += ["", f"decode + verify: {dv:,.0f}/s, target {verdict}."]
+    lines += [
+        "",
+        f"decode + verify: {dv:,.0f}/s, target {verdict}. Ed25519 verification alone (PyNaCl) runs at"
+        f" {ceiling:,.0f}/s on this machine and bounds decode + verify from above; decode + verify"
+        f" reaches {dv / ceiling:.0%} of it.",
+    ]
     return "\n".join(lines)
 
 
