@@ -66,8 +66,10 @@ class Node:
         self.http_url = ""
         self.data_dir = config.parent / f"{name}-data"
         self.records: list[dict[str, Any]] = []
+        self.starts = 0
 
     def start(self) -> None:
+        self.starts += 1
         assert self.proc is None or self.proc.poll() is not None
         logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
@@ -80,6 +82,12 @@ class Node:
             )
         finally:
             logf.close()
+
+    @property
+    def started(self) -> bool:
+        """The current run logged "node started" (its signal handlers are in place)."""
+        self.poll_log()
+        return sum(1 for r in self.records if r.get("event") == "node started") >= self.starts
 
     @property
     def running(self) -> bool:

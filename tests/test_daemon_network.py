@@ -49,6 +49,7 @@ def test_four_validators_agree_tolerate_one_failure_halt_at_two_and_resume(tmp_p
         net.assert_agreement()
         assert not net.errors()
 
+        wait_for(lambda: all(n.started for n in net.nodes), 30, "every node to finish starting")
         codes = [n.terminate() for n in net.nodes if n.running]
         assert codes == [0] * len(codes), "SIGTERM stops every node cleanly"
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,9 @@ from scpd.node.overlay.messages import (
     QuorumSetMessage,
     ScpMessage,
     Transaction,
+    TransactionBatch,
     TxSetMessage,
+    encode_message,
 )
 from scpd.node.overlay.overlay import Overlay, Verdict
 from scpd.node.overlay.peer import Peer
@@ -81,7 +83,8 @@ from scpd.node.values import (
     LedgerEntry,
     TxSet,
     TxSetLimits,
-    check_value,
+    check_close_time,
+    check_tx_set,
     combine_candidates,
     ledger_hash,
     next_close_time,
@@ -116,6 +119,8 @@ class HerderSettings:
     catchup: CatchupSettings = field(default_factory=CatchupSettings)
     # Debug/audit: append every SCP envelope received to this file (see EnvelopeLog).
     record_envelopes: Path | None = None
+    # New transactions are flooded in batches (TRANSACTIONS messages) gathered for this long.
+    tx_flood_delay: float = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +173,13 @@ class Herder(Driver):
         # Local clock time of the last ledger written by this process (None before the first).
         self.last_ledger_at: float | None = None
         self.overlay: Overlay | None = None
-        self.txqueue = TxQueue(settings.queue_limits, store.is_included)
+        self.txqueue = TxQueue(settings.queue_limits, store.is_included, store.included_among)
+        # Transactions new to us, waiting to be flooded: (tx, the peer it came from, None for our API).
+        self._tx_out: list[tuple[bytes, NodeID | None]] = []
+        self._tx_flush: asyncio.TimerHandle | None = None
+        # Tx set checks against the current tip (tx set hash -> problem or None): a set is judged
+        # once per ledger, however many statements name it. Cleared when the tip moves.
+        self._tx_set_verdicts: dict[bytes, str | None] = {}
         self._qsets: dict[bytes, SCPQuorumSet] = store.load_quorum_sets()
         self._qsets[quorum_set_hash(quorum_set)] = quorum_set
         self._tx_sets: OrderedDict[bytes, TxSet] = OrderedDict()
@@ -231,6 +242,8 @@ class Herder(Driver):
         self._running = False
         if self._cadence is not None:
             self._cadence.cancel()
+        if self._tx_flush is not None:
+            self._tx_flush.cancel()
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -310,23 +323,35 @@ class Herder(Driver):
             self._flusher = asyncio.create_task(self._flush_own_envelopes(), name="herder-own-envelopes")
 
     async def _flush_own_envelopes(self) -> None:
-        """Save each queued own envelope (fsync, in a worker thread), then flood it; strictly in order."""
+        """Save the queued own envelopes (one fsync, in a worker thread), then flood them, in order.
+
+        One received envelope often makes the core emit several statements in
+        a row, each superseding the one before (SCP statements only grow), so
+        only the newest of each kind per slot is saved and sent: a burst costs
+        one fsync, and nothing reaches the network before it is on disk.
+        """
         while self._own_pending:
-            envelope, tx_sets = self._own_pending[0]
-            slot = envelope.statement.slot_index
+            batch = list(self._own_pending)
+            latest: dict[tuple[int, bool], tuple[SCPEnvelope, list[TxSet]]] = {}
+            for envelope, tx_sets in batch:
+                statement = envelope.statement
+                latest[(statement.slot_index, isinstance(statement.pledges, SCPNomination))] = (envelope, tx_sets)
             try:
-                await asyncio.to_thread(self.store.save_own_envelope, slot, envelope, tx_sets)
+                await asyncio.to_thread(self.store.save_own_envelopes, list(latest.values()))
             except LedgerError as exc:
                 # Not durable, so never sent: the node goes quiet rather than risk contradicting itself.
-                log.error("own envelope not saved; not sending it", slot=slot, error=str(exc))
+                log.error("own envelopes not saved; not sending them", error=str(exc))
                 self._own_pending.clear()
                 self._own_unsent.clear()
                 return
-            if self._own_pending and self._own_pending[0][0] is envelope:
-                self._own_pending.popleft()
-            self._own_unsent.discard(envelope)
+            for item in batch:  # stop() may have cleared the queue while we were writing
+                if self._own_pending and self._own_pending[0] is item:
+                    self._own_pending.popleft()
+            for envelope, _sets in batch:
+                self._own_unsent.discard(envelope)
             if self.overlay is not None and self._running:
-                self.overlay.broadcast(ScpMessage(envelope))
+                for envelope, _sets in latest.values():
+                    self.overlay.broadcast(ScpMessage(envelope))
 
     def get_quorum_set(self, qset_hash: bytes) -> SCPQuorumSet | None:
         return self._qsets.get(qset_hash)
@@ -345,20 +370,24 @@ class Herder(Driver):
         tx_set = self._find_tx_set(decoded.tx_set_hash)
         if tx_set is None:
             return ValidationLevel.MAYBE_VALID
-        problem = check_value(
-            decoded,
-            tx_set,
-            last_ledger_hash=tip.hash,
-            last_close_time=tip.close_time,
-            now=int(self._clock()),
-            max_future=self.settings.max_close_time_drift,
-            limits=self.settings.tx_set_limits,
-            is_included=self.store.is_included,
-        )
+        problem = check_close_time(
+            decoded.close_time, tip.close_time, int(self._clock()), self.settings.max_close_time_drift
+        ) or self._check_tx_set(tx_set)
         if problem is not None:
             log.debug("value refused", slot=slot_index, reason=problem)
             return ValidationLevel.INVALID
         return ValidationLevel.FULLY_VALID
+
+    def _check_tx_set(self, tx_set: TxSet) -> str | None:
+        """check_tx_set against the tip, remembered per set until the tip moves (it is the costly part)."""
+        h = tx_set.hash()
+        if h in self._tx_set_verdicts:
+            return self._tx_set_verdicts[h]
+        problem = check_tx_set(
+            tx_set, self._tip.hash, self.settings.tx_set_limits, included_among=self.store.included_among
+        )
+        self._tx_set_verdicts[h] = problem
+        return problem
 
     def combine_candidates(self, slot_index: int, candidates: frozenset[bytes]) -> bytes | None:
         values = [ConsensusValue.from_xdr(v) for v in candidates]
@@ -477,6 +506,7 @@ class Herder(Driver):
         self._caught_up.pop(slot, None)
         self._externalized.pop(slot, None)
         self._tip = ChainTip(record.slot, record.hash, record.close_time)
+        self._tx_set_verdicts.clear()
         self._tip_value = value.to_xdr()
         self.txqueue.remove_included(tx_set.tx_ids)
         started = self._nominated_at.pop(slot, None)
@@ -510,9 +540,12 @@ class Herder(Driver):
             return self._serve_ledgers(peer, message)
         if isinstance(message, Ledgers):
             return self._receive_ledgers(peer, message)
+        if isinstance(message, TransactionBatch):
+            self.submit_transactions(message.payloads, source="peer", origin=peer.node_id)
+            return Verdict.IGNORE  # the new ones are relayed in our own batches
         if isinstance(message, Transaction):
-            result = self.submit_transaction(message.payload, source="peer")
-            return Verdict.ACCEPT if result.accepted else Verdict.IGNORE
+            self.submit_transactions([message.payload], source="peer", origin=peer.node_id)
+            return Verdict.IGNORE
         if isinstance(message, GetScpState):
             self._send_scp_state(peer, message.slot_index)
         elif isinstance(message, GetQuorumSet):
@@ -530,11 +563,41 @@ class Herder(Driver):
         return None
 
     def submit_transaction(self, tx: bytes, *, source: str = "api") -> AddResult:
-        result = self.txqueue.add(tx)
-        self._count_transaction(source, result)
-        if result.accepted and self.overlay is not None:
-            self.overlay.broadcast(Transaction(tx))
-        return result
+        return self.submit_transactions([tx], source=source)[0]
+
+    def submit_transactions(
+        self, txs: Sequence[bytes], *, source: str = "api", origin: NodeID | None = None
+    ) -> list[AddResult]:
+        """Queue transactions (from our API, or from peer ``origin``) and flood the ones new to us."""
+        results = self.txqueue.add_many(txs)
+        for tx, result in zip(txs, results, strict=True):
+            self._count_transaction(source, result)
+            if result.outcome is Outcome.QUEUED and self.overlay is not None:
+                self._tx_out.append((tx, origin))
+        if self._tx_out and self._tx_flush is None and self._loop is not None:
+            self._tx_flush = self._loop.call_later(self.settings.tx_flood_delay, self._flood_transactions)
+        return results
+
+    def _flood_transactions(self) -> None:
+        """Send the gathered new transactions to every peer but the one each came from, in batches."""
+        self._tx_flush = None
+        pending, self._tx_out = self._tx_out, []
+        overlay = self.overlay
+        if overlay is None or not self._running:
+            return
+        # Half a frame of transactions per message leaves room for the per-transaction framing.
+        budget = max(1 << 16, overlay.config.max_frame // 2)
+        shared: list[bytes] | None = None
+        for peer in overlay.peers:
+            if any(origin == peer.node_id for _, origin in pending):
+                encoded = _encode_batches([tx for tx, origin in pending if origin != peer.node_id], budget)
+            else:
+                if shared is None:
+                    shared = _encode_batches([tx for tx, _ in pending], budget)
+                encoded = shared
+            for message in encoded:
+                if not peer.send_encoded(message):
+                    break
 
     def _count_transaction(self, source: str, result: AddResult) -> None:
         m = self.metrics
@@ -805,6 +868,22 @@ class Herder(Driver):
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _encode_batches(txs: list[bytes], budget: int) -> list[bytes]:
+    """TRANSACTIONS messages carrying ``txs``, each with at most ``budget`` bytes of them (at least one)."""
+    out: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
+    for tx in txs:
+        if chunk and size + len(tx) > budget:
+            out.append(encode_message(TransactionBatch(tuple(chunk))))
+            chunk, size = [], 0
+        chunk.append(tx)
+        size += len(tx)
+    if chunk:
+        out.append(encode_message(TransactionBatch(tuple(chunk))))
+    return out
 
 
 def _values_of(statement: SCPStatement) -> list[bytes]:

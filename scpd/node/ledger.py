@@ -85,6 +85,8 @@ _T = TypeVar("_T", ConsensusValue, TxSet, SCPEnvelope, SCPQuorumSet)
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _INT64_MAX = (1 << 63) - 1
+# Ids per "IN (...)" query: far below SQLite's variable limit, large enough to amortise the call.
+_IN_CHUNK = 500
 # Own-envelope kinds: a slot has at most one latest statement of each.
 _KIND_NOMINATION = 0
 _KIND_BALLOT = 1
@@ -354,6 +356,23 @@ class LedgerStore:
     def is_included(self, tx_id: bytes) -> bool:
         return self.get_tx(tx_id) is not None
 
+    def included_among(self, tx_ids: Iterable[bytes]) -> set[bytes]:
+        """Which of ``tx_ids`` some ledger already includes: one query per chunk, not per id.
+
+        The herder asks this for every batch of submitted transactions and
+        every tx set it validates (thousands of ids); a query per id costs
+        more in Python overhead than the lookups themselves.
+        """
+        ids = list(dict.fromkeys(tx_ids))
+        found: set[bytes] = set()
+        with self._read() as conn:
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(f"SELECT tx_id FROM txs WHERE tx_id IN ({marks})", chunk).fetchall()
+                found.update(bytes(r[0]) for r in rows)
+        return found
+
     def proofs(self, slot: int) -> list[SCPEnvelope]:
         """The EXTERNALIZE envelopes stored with ledger ``slot``."""
         with self._read() as conn:
@@ -482,15 +501,21 @@ class LedgerStore:
         """
         if envelope.statement.slot_index != slot:
             raise LedgerError(f"own envelope for slot {envelope.statement.slot_index} saved under slot {slot}")
-        if slot > _INT64_MAX:
-            raise LedgerError(f"slot {slot} is beyond what the store can hold")
-        kind = _KIND_NOMINATION if isinstance(envelope.statement.pledges, SCPNomination) else _KIND_BALLOT
-        data = envelope.to_xdr()
-        sets = [(s.hash(), slot, s.to_xdr()) for s in tx_sets]
+        self.save_own_envelopes([(envelope, tx_sets)])
+
+    def save_own_envelopes(self, items: Iterable[tuple[SCPEnvelope, Iterable[TxSet]]]) -> None:
+        """``save_own_envelope`` for several envelopes in one durable transaction (one fsync)."""
+        rows = []
+        sets = []
+        for envelope, tx_sets in items:
+            slot = envelope.statement.slot_index
+            if slot > _INT64_MAX:
+                raise LedgerError(f"slot {slot} is beyond what the store can hold")
+            kind = _KIND_NOMINATION if isinstance(envelope.statement.pledges, SCPNomination) else _KIND_BALLOT
+            rows.append((slot, kind, envelope.to_xdr()))
+            sets += [(s.hash(), slot, s.to_xdr()) for s in tx_sets]
         with self._write("own_envelope") as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO own_envelopes (slot, kind, envelope) VALUES (?, ?, ?)", (slot, kind, data)
-            )
+            conn.executemany("INSERT OR REPLACE INTO own_envelopes (slot, kind, envelope) VALUES (?, ?, ?)", rows)
             conn.executemany("INSERT OR IGNORE INTO tx_sets (hash, slot, xdr) VALUES (?, ?, ?)", sets)
 
     def load_own_envelopes(self, from_slot: int = 0) -> list[SCPEnvelope]:
