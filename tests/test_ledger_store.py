@@ -162,6 +162,15 @@ def test_a_transaction_carried_twice_keeps_its_first_slot(store: LedgerStore) ->
     assert store.verify_chain() is None
 
 
+def test_included_among_answers_many_ids_at_once(store: LedgerStore) -> None:
+    append_next(store, [f"in {i}".encode() for i in range(700)])  # more than one query chunk
+    asked = [tx_id(f"in {i}".encode()) for i in range(0, 700, 3)] + [tx_id(b"never"), tx_id(b"in 1")]
+    expected = {tx_id(f"in {i}".encode()) for i in range(0, 700, 3)} | {tx_id(b"in 1")}
+    assert store.included_among(asked) == expected
+    assert store.included_among([]) == set()
+    assert store.included_among([tx_id(b"never")]) == set()
+
+
 def test_writes_are_observed_for_metrics(tmp_path: Path) -> None:
     seen: list[tuple[str, float]] = []
     with LedgerStore.open(tmp_path / "l.db", write_observer=lambda k, s: seen.append((k, s))) as s:

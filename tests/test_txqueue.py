@@ -61,6 +61,41 @@ def test_full_queue_refuses_by_count_and_by_bytes() -> None:
     assert q.add(b"d").outcome is Outcome.QUEUED
 
 
+def test_add_many_gives_each_transaction_its_outcome_in_order_with_one_ledger_query() -> None:
+    included = {tx_id(b"old")}
+    asked: list[list[bytes]] = []
+
+    def included_among(ids: list[bytes]) -> set[bytes]:
+        asked.append(list(ids))
+        return included & set(ids)
+
+    q = TxQueue(QueueLimits(max_tx_bytes=4, max_txs=3, max_bytes=1000), included_among=included_among)
+    q.add(b"was")
+    results = q.add_many([b"new", b"old", b"", b"12345", b"new", b"was", b"two", b"full"])
+    assert [r.outcome for r in results] == [
+        Outcome.QUEUED,
+        Outcome.ALREADY_KNOWN,
+        Outcome.REFUSED,
+        Outcome.REFUSED,
+        Outcome.ALREADY_KNOWN,  # the same transaction earlier in the batch
+        Outcome.ALREADY_KNOWN,  # queued before the batch
+        Outcome.QUEUED,
+        Outcome.REFUSED,
+    ]
+    assert [r.refusal for r in results if r.refusal] == [Refusal.EMPTY, Refusal.TOO_LARGE, Refusal.QUEUE_FULL]
+    assert [r.tx_id for r in results] == [
+        tx_id(t) for t in (b"new", b"old", b"", b"12345", b"new", b"was", b"two", b"full")
+    ]
+    assert len(asked) == 1 and tx_id(b"was") not in asked[0]  # queued ids are not asked about
+    assert len(q) == 3
+
+
+def test_add_many_falls_back_to_the_single_question() -> None:
+    included = {tx_id(b"old")}
+    q = TxQueue(QueueLimits(max_tx_bytes=10, max_txs=10, max_bytes=1000), is_included=included.__contains__)
+    assert [r.outcome for r in q.add_many([b"old", b"new"])] == [Outcome.ALREADY_KNOWN, Outcome.QUEUED]
+
+
 def test_take_for_slot_is_fifo_within_limits_and_removes_nothing() -> None:
     q = TxQueue(QueueLimits(max_tx_bytes=10, max_txs=100, max_bytes=1000))
     txs = [bytes([65 + i]) * (i + 1) for i in range(6)]  # sizes 1..6

@@ -189,6 +189,21 @@ def test_tx_set_must_not_repeat_an_included_transaction() -> None:
     assert check_tx_set(tx_set, PREV, LIMITS, is_included=lambda i: False) is None
 
 
+def test_tx_set_included_check_can_be_asked_once_for_the_whole_set() -> None:
+    tx_set = TxSet.canonical(PREV, [b"old", b"new", b"older"])
+    calls: list[tuple[bytes, ...]] = []
+
+    def included_among(ids: object) -> set[bytes]:
+        calls.append(tuple(ids))  # type: ignore[arg-type]
+        return {tx_id(b"old"), tx_id(b"older")}
+
+    problem = check_tx_set(tx_set, PREV, LIMITS, included_among=included_among)
+    first = next(i for i in tx_set.tx_ids if i in {tx_id(b"old"), tx_id(b"older")})
+    assert problem is not None and first.hex() in problem
+    assert calls == [tx_set.tx_ids]
+    assert check_tx_set(tx_set, PREV, LIMITS, included_among=lambda ids: set()) is None
+
+
 def test_check_value_combines_all_rules() -> None:
     tx_set = TxSet.canonical(PREV, [b"a"])
     rules = {"last_ledger_hash": PREV, "last_close_time": 10, "now": 20, "max_future": 5, "limits": LIMITS}

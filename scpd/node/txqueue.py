@@ -84,9 +84,16 @@ class QueueLimits:
 class TxQueue:
     """A bounded FIFO of pending transactions, keyed by tx id."""
 
-    def __init__(self, limits: QueueLimits, is_included: Callable[[bytes], bool] | None = None) -> None:
+    def __init__(
+        self,
+        limits: QueueLimits,
+        is_included: Callable[[bytes], bool] | None = None,
+        included_among: Callable[[list[bytes]], set[bytes]] | None = None,
+    ) -> None:
         self.limits = limits
         self._is_included = is_included
+        # The batch form of ``is_included`` (one database query for many ids), used by add_many.
+        self._included_among = included_among
         self._txs: OrderedDict[bytes, bytes] = OrderedDict()
         self._bytes = 0
 
@@ -108,7 +115,29 @@ class TxQueue:
         i = tx_id(tx)
         if not tx:
             return AddResult(Outcome.REFUSED, i, Refusal.EMPTY, "empty transaction")
-        if i in self._txs or (self._is_included is not None and self._is_included(i)):
+        included = i not in self._txs and self._is_included is not None and self._is_included(i)
+        return self._add(tx, i, included)
+
+    def add_many(self, txs: Iterable[bytes]) -> list[AddResult]:
+        """``add`` for each of ``txs`` in order, asking about earlier ledgers once for the whole batch."""
+        items = [(tx, tx_id(tx)) for tx in txs]
+        unknown = [i for tx, i in items if tx and i not in self._txs]
+        if self._included_among is not None:
+            included = self._included_among(unknown) if unknown else set()
+        elif self._is_included is not None:
+            included = {i for i in unknown if self._is_included(i)}
+        else:
+            included = set()
+        results: list[AddResult] = []
+        for tx, i in items:
+            if not tx:
+                results.append(AddResult(Outcome.REFUSED, i, Refusal.EMPTY, "empty transaction"))
+            else:
+                results.append(self._add(tx, i, i in included))
+        return results
+
+    def _add(self, tx: bytes, i: bytes, included: bool) -> AddResult:
+        if included or i in self._txs:
             return AddResult(Outcome.ALREADY_KNOWN, i)
         limits = self.limits
         if len(tx) > limits.max_tx_bytes:

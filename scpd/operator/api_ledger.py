@@ -103,7 +103,7 @@ async def post_txs(request: web.Request) -> web.Response:
         txs = [base64.b64decode(line.strip(), validate=True) for line in lines]
     except (binascii.Error, ValueError):
         return _error(400, "bad-base64", "a line is not valid base64")
-    results = [_result_json(ctx.herder.submit_transaction(tx)) for tx in txs]
+    results = [_result_json(r) for r in ctx.herder.submit_transactions(txs)]
     return web.json_response({"results": results})
 
 

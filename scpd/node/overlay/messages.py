@@ -10,12 +10,14 @@ discriminant is an ``XdrError`` like any other malformed input.
 Decoding is strict and bounded: every array and string has a maximum, checked
 before anything is allocated, and trailing bytes are refused. The numbering of
 the types shared with Stellar's overlay follows ``Stellar-overlay.x``; PING and
-PONG (keep-alive) are ours, and ``CATCHUP_RANGE`` is left for catch-up.
+PONG (keep-alive) and TRANSACTIONS (a batch) are ours, and ``CATCHUP_RANGE`` is
+left for catch-up.
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar, Self, TypeVar
@@ -47,6 +49,7 @@ __all__ = [
     "QuorumSetMessage",
     "ScpMessage",
     "Transaction",
+    "TransactionBatch",
     "TxSetMessage",
     "decode_message",
     "encode_message",
@@ -65,6 +68,7 @@ MAX_PEER_ADDRESSES = 100
 MAX_OPAQUE = 16 * 1024 * 1024
 # Discriminants reserved for ledger catch-up messages (GET_LEDGER, LEDGER, ...).
 CATCHUP_RANGE = range(40, 64)
+_U32 = struct.Struct(">I")
 
 
 class MessageType(IntEnum):
@@ -82,6 +86,7 @@ class MessageType(IntEnum):
     HELLO = 13
     PING = 32
     PONG = 33
+    TRANSACTIONS = 34
 
 
 class ErrorCode(IntEnum):
@@ -369,6 +374,46 @@ class Transaction(OverlayMessage):
     @classmethod
     def unpack(cls, r: Reader) -> Self:
         return cls(r.var_opaque("Transaction.payload", MAX_OPAQUE))
+
+
+@register_message
+@dataclass(frozen=True, slots=True)
+class TransactionBatch(OverlayMessage):
+    """Many opaque transactions in one message (``TRANSACTIONS``).
+
+    Sent point to point, not through the floodgate: one message per
+    transaction costs a frame, a MAC and a queue slot each, which at
+    thousands of transactions per second overflows the peers' send queues.
+    The herder relays the transactions that were new to it in its own
+    batches, so each transaction is still flooded; duplicates are recognised
+    per transaction by its id.
+    """
+
+    TYPE: ClassVar[int] = MessageType.TRANSACTIONS
+
+    payloads: tuple[bytes, ...]
+
+    def pack(self, p: Packer) -> None:
+        # Built in one join and written at once: batches of thousands are the common case.
+        parts = [_U32.pack(len(self.payloads))]
+        for tx in self.payloads:
+            if not tx:
+                raise XdrError("Transactions.txs[]: an empty transaction")
+            parts.append(_U32.pack(len(tx)))
+            parts.append(tx)
+            if len(tx) % 4:
+                parts.append(bytes(4 - len(tx) % 4))
+        data = b"".join(parts)
+        p.pack_fopaque(len(data), data)
+
+    @classmethod
+    def unpack(cls, r: Reader) -> Self:
+        # Each transaction takes at least 8 bytes (length plus padded payload).
+        n = r.array_length("Transactions.txs", 8)
+        txs = tuple(r.var_opaque("Transactions.txs[]", MAX_OPAQUE) for _ in range(n))
+        if not all(txs):
+            raise XdrError("Transactions.txs[]: an empty transaction")
+        return cls(txs)
 
 
 @register_message

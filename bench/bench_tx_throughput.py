@@ -1,0 +1,357 @@
+"""End-to-end transaction throughput of a 4-validator network on loopback.
+
+Four real ``scpd run`` processes (3 of 4) on 127.0.0.1; load generator
+processes (aiohttp clients, several connections each, spread over the four
+nodes) submit 250-byte random transactions through ``POST /txs`` (one base64
+transaction per line) at a target rate, bounded in count and time. A monitor
+follows node 0's ledger through ``GET /ledger/{slot}`` and notes when each
+transaction appears. Reported, per slot interval (1 s and 5 s):
+
+* submitted/s: transactions the API acknowledged as queued, per second of load;
+* included/s: of those, transactions in ledgers that closed during the load
+  window, per second of that window (the sustained figure), and overall after
+  a drain period;
+* latency from submission (the batch request was sent) to inclusion (the
+  monitor saw the ledger), p50 and p99;
+* how many acknowledged transactions were not in a ledger at the end.
+
+Target (issue 5): at least 5,000 transactions per second included, sustained
+for a minute.
+
+    .venv/bin/python bench/bench_tx_throughput.py [--quick] [--write] [--rate 6000] [--duration 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import multiprocessing
+import os
+import pickle
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from benchdoc import write_section  # bench/ is on sys.path when a script in it runs
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from netutil import Network  # noqa: E402  (the integration tests' network of real processes)
+
+TX_SIZE = 250
+# Per-ledger limits for the benchmark network: room for twice the target in a 5 s slot, with the
+# largest tx set's message (15.4 MB) under the 16 MiB frame (see docs/protocol.md, tx sets).
+MAX_TX_COUNT = 60_000
+MAX_TX_SET_SIZE = MAX_TX_COUNT * TX_SIZE
+MAX_MESSAGE_SIZE = 16 << 20
+QUEUE_TXS = 1_000_000
+QUEUE_BYTES = 1 << 30
+
+
+def _ledger_config() -> str:
+    return (
+        "[ledger]\n"
+        f"max_tx_count = {MAX_TX_COUNT}\n"
+        f"max_tx_set_size = {MAX_TX_SET_SIZE}\n"
+        f"max_queue_txs = {QUEUE_TXS}\n"
+        f"max_queue_bytes = {QUEUE_BYTES}\n"
+    )
+
+
+# -- the load generator (runs in its own processes) ---------------------------------
+
+
+@dataclass
+class GeneratorResult:
+    """What one generator process submitted: per batch its send time, ids and outcomes."""
+
+    sent_at: list[float] = field(default_factory=list)
+    ids: list[list[bytes]] = field(default_factory=list)
+    statuses: list[list[str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+
+
+async def _generate(urls: list[str], rate: float, duration: float, max_txs: int, connections: int, batch: int) -> Any:
+    result = GeneratorResult()
+    per_conn_rate = rate / connections
+    per_conn_max = max_txs // connections
+    start = time.monotonic()
+    result.started = start
+    timeout = aiohttp.ClientTimeout(total=60)
+
+    async def one(conn: int, session: aiohttp.ClientSession) -> None:
+        url = urls[conn % len(urls)] + "/txs"
+        sent = 0
+        while sent < per_conn_max:
+            due = start + sent / per_conn_rate
+            now = time.monotonic()
+            if due - start >= duration:
+                break
+            if due > now:
+                await asyncio.sleep(due - now)
+            n = min(batch, per_conn_max - sent)
+            raw = os.urandom(TX_SIZE * n)
+            txs = [raw[i * TX_SIZE : (i + 1) * TX_SIZE] for i in range(n)]
+            body = b"\n".join(base64.b64encode(tx) for tx in txs)
+            ids = [hashlib.sha256(tx).digest() for tx in txs]
+            sent_at = time.monotonic()
+            try:
+                async with session.post(url, data=body, headers={"Content-Type": "text/plain"}) as resp:
+                    answer = await resp.json()
+                statuses = [str(r["status"]) for r in answer["results"]]
+            except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+                result.errors.append(f"{url}: {exc!r}")
+                statuses = ["error"] * n
+            result.sent_at.append(sent_at)
+            result.ids.append(ids)
+            result.statuses.append(statuses)
+            sent += n
+
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await asyncio.gather(*(one(i, session) for i in range(connections)))
+    result.finished = time.monotonic()
+    return result
+
+
+def _generator_main(args: tuple[list[str], float, float, int, int, int, str]) -> None:
+    urls, rate, duration, max_txs, connections, batch, out = args
+    result = asyncio.run(_generate(urls, rate, duration, max_txs, connections, batch))
+    Path(out).write_bytes(pickle.dumps(result))
+
+
+# -- the monitor (main process) --------------------------------------------------------
+
+
+@dataclass
+class Ledger:
+    slot: int
+    seen_at: float
+    tx_ids: list[str]
+
+
+async def _follow(url: str, stop: asyncio.Event, ledgers: list[Ledger], first_slot: int) -> None:
+    """Fetch every ledger from ``first_slot`` on as it appears (polling), noting when it was seen."""
+    slot = first_slot
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        while not stop.is_set():
+            try:
+                async with session.get(f"{url}/ledger/{slot}") as resp:
+                    if resp.status == 404:
+                        await asyncio.sleep(0.02)
+                        continue
+                    answer = await resp.json()
+            except (aiohttp.ClientError, TimeoutError):
+                await asyncio.sleep(0.1)
+                continue
+            ledgers.append(Ledger(slot, time.monotonic(), [t["id"] for t in answer["transactions"]]))
+            slot += 1
+
+
+# -- one run ------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    slot_interval: float
+    duration: float
+    rate: float
+    submitted: int
+    queued: int
+    refused: int
+    errors: int
+    submitted_per_s: float
+    included_in_window: int
+    included_per_s_window: float
+    included_total: int
+    included_per_s_total: float
+    missing: int
+    p50: float
+    p99: float
+    ledgers: int
+    max_txs_per_ledger: int
+    first_errors: list[str]
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def measure(
+    slot_interval: float, rate: float, duration: float, generators: int, connections: int, batch: int
+) -> Figures:
+    with tempfile.TemporaryDirectory(prefix="scpd-bench-tx-") as tmp:
+        root = Path(tmp)
+        net = Network(root, 4, slot_interval=slot_interval, extra_config=_ledger_config())
+        for node in net.nodes:
+            text = node.config.read_text()
+            node.config.write_text(
+                text.replace("[overlay]\n", f"[overlay]\nmax_message_size = {MAX_MESSAGE_SIZE}\n", 1)
+            )
+        with net:
+            net.wait_slot(2, timeout=60)
+            urls = [n.http_url for n in net.nodes]
+            first = max(n.last_slot for n in net.nodes) + 1
+            return asyncio.run(
+                _run_load(root, urls, slot_interval, rate, duration, generators, connections, batch, first)
+            )
+
+
+async def _run_load(
+    root: Path,
+    urls: list[str],
+    slot_interval: float,
+    rate: float,
+    duration: float,
+    generators: int,
+    connections: int,
+    batch: int,
+    first_slot: int,
+) -> Figures:
+    ledgers: list[Ledger] = []
+    stop = asyncio.Event()
+    follower = asyncio.create_task(_follow(urls[0], stop, ledgers, first_slot))
+    max_txs = int(rate * duration)
+    outs = [str(root / f"gen{i}.pickle") for i in range(generators)]
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    for i in range(generators):
+        # Each generator spreads its connections over all four nodes, starting at a different one.
+        rotated = urls[i % len(urls) :] + urls[: i % len(urls)]
+        job = (rotated, rate / generators, duration, max_txs // generators, connections, batch, outs[i])
+        procs.append(ctx.Process(target=_generator_main, args=(job,)))
+    for p in procs:
+        p.start()
+    await asyncio.to_thread(lambda: [p.join(duration + 120) for p in procs])
+    results: list[GeneratorResult] = [pickle.loads(Path(o).read_bytes()) for o in outs]
+    load_start = min(r.started for r in results)
+    load_end = max(r.finished for r in results)
+    submitted_at: dict[str, float] = {}
+    queued = refused = errors = submitted = 0
+    for r in results:
+        for sent_at, ids, statuses in zip(r.sent_at, r.ids, r.statuses, strict=True):
+            for i, status in zip(ids, statuses, strict=True):
+                submitted += 1
+                if status == "queued":
+                    queued += 1
+                    submitted_at[i.hex()] = sent_at
+                elif status == "refused":
+                    refused += 1
+                elif status == "error":
+                    errors += 1
+    # Drain: wait until every queued transaction is in a ledger, or give up after a while.
+    deadline = time.monotonic() + max(30.0, 6 * slot_interval)
+    while time.monotonic() < deadline:
+        included = sum(1 for lg in ledgers for t in lg.tx_ids if t in submitted_at)
+        if included >= len(submitted_at):
+            break
+        await asyncio.sleep(0.2)
+    stop.set()
+    await follower
+    latencies: list[float] = []
+    in_window = 0
+    last_seen = load_start
+    for lg in ledgers:
+        ours = [submitted_at[t] for t in lg.tx_ids if t in submitted_at]
+        latencies += [lg.seen_at - s for s in ours]
+        if ours:
+            last_seen = max(last_seen, lg.seen_at)
+        if load_start <= lg.seen_at <= load_end:
+            in_window += len(ours)
+    latencies.sort()
+    window = load_end - load_start
+    first_errors = [e for r in results for e in r.errors][:3]
+    return Figures(
+        slot_interval=slot_interval,
+        duration=window,
+        rate=rate,
+        submitted=submitted,
+        queued=queued,
+        refused=refused,
+        errors=errors,
+        submitted_per_s=queued / window if window > 0 else 0.0,
+        included_in_window=in_window,
+        included_per_s_window=in_window / window if window > 0 else 0.0,
+        included_total=len(latencies),
+        included_per_s_total=len(latencies) / (last_seen - load_start) if last_seen > load_start else 0.0,
+        missing=len(submitted_at) - len(latencies),
+        p50=statistics.median(latencies) if latencies else float("nan"),
+        p99=_quantile(latencies, 0.99),
+        ledgers=len(ledgers),
+        max_txs_per_ledger=max((len(lg.tx_ids) for lg in ledgers), default=0),
+        first_errors=first_errors,
+    )
+
+
+# -- reporting ----------------------------------------------------------------------------
+
+HEADER = (
+    "| slot interval | load s | offered tx/s | submitted (queued) tx/s | included tx/s (load window) "
+    "| included tx/s (to last) | p50 latency | p99 latency | refused | errors | not included | largest ledger |"
+)
+
+
+def _row(f: Figures) -> str:
+    return (
+        f"| {f.slot_interval:g} s | {f.duration:.0f} | {f.rate:,.0f} | {f.submitted_per_s:,.0f} "
+        f"| {f.included_per_s_window:,.0f} | {f.included_per_s_total:,.0f} | {f.p50:.2f} s | {f.p99:.2f} s "
+        f"| {f.refused:,} | {f.errors:,} | {f.missing:,} | {f.max_txs_per_ledger:,} |"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="10 s of load per slot interval")
+    parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
+    parser.add_argument("--rate", type=float, default=6000.0, help="offered transactions per second")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per slot interval")
+    parser.add_argument("--intervals", type=float, nargs="+", default=[1.0, 5.0])
+    parser.add_argument("--generators", type=int, default=2, help="load generator processes")
+    parser.add_argument("--connections", type=int, default=4, help="HTTP connections per generator")
+    parser.add_argument("--batch", type=int, default=500, help="transactions per POST /txs")
+    args = parser.parse_args()
+    duration = 10.0 if args.quick else args.duration
+    rows: list[Figures] = []
+    print(HEADER)
+    print("|" + "---:|" * (HEADER.count("|") - 1))
+    for interval in args.intervals:
+        f = measure(interval, args.rate, duration, args.generators, args.connections, args.batch)
+        rows.append(f)
+        print(_row(f), flush=True)
+        for e in f.first_errors:
+            print(f"  error: {e}")
+    target = 5000.0
+    met = all(f.included_per_s_window >= target for f in rows) and duration >= 60
+    verdict = f"Target (at least {target:,.0f} tx/s included, sustained for a minute): " + (
+        "met." if met else ("not met." if duration >= 60 else "not judged (load shorter than a minute).")
+    )
+    print(verdict)
+    if args.write:
+        cmd = "python bench/bench_tx_throughput.py " + " ".join(sys.argv[1:])
+        table = [HEADER, "|" + "---:|" * (HEADER.count("|") - 1)] + [_row(f) for f in rows]
+        body = (
+            f"Four validators (3 of 4), real processes on loopback; {args.generators} load generator processes "
+            f"x {args.connections} connections post batches of {args.batch} random {TX_SIZE}-byte transactions "
+            "(`POST /txs`), spread over the four nodes. Latency runs from sending the batch to the monitor "
+            "seeing the ledger on node 0. All processes share the machine's cores.\n\n"
+            + "\n".join(table)
+            + "\n\n"
+            + verdict
+        )
+        write_section("Transaction throughput (bench/bench_tx_throughput.py)", body, cmd)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
