@@ -31,9 +31,13 @@ def test_forged_malformed_and_out_of_range_envelopes_are_rejected_before_the_cor
 
     receiver.receive(sender.index, good[:-1] + bytes([good[-1] ^ 1]))
     assert rec.rejected["bad_signature"] == 1
-    forged = replace(env, statement=replace(env.statement, node_id=receiver.keypair.public_key))
+    third = sim.nodes[(sender.index + 2) % 4]
+    forged = replace(env, statement=replace(env.statement, node_id=third.keypair.public_key))
     receiver.receive(sender.index, forged.to_xdr())
     assert rec.rejected["bad_signature"] == 2
+    echoed = receiver.driver.sign_envelope(replace(env.statement, node_id=receiver.keypair.public_key))  # type: ignore[union-attr]
+    receiver.receive(sender.index, echoed.to_xdr())
+    assert rec.rejected["own_envelope"] == 1
     receiver.receive(sender.index, b"\x00\x01garbage")
     assert rec.rejected["malformed"] == 1
     far = sender.driver.sign_envelope(replace(env.statement, slot_index=99))  # type: ignore[union-attr]

@@ -9,8 +9,8 @@ network-wide table (the overlay's job in the daemon).
 :class:`SimNode` holds what survives a crash (its key, its persisted own
 envelopes per slot, its ledger of externalized values) and what does not (the
 ``SCP`` object and its timers). Receiving goes through the daemon's order of
-checks: decode strictly, cheap slot-range check, verify the signature, then
-hand the envelope to the core. Slot cadence: slot i+1 is nominated when slot
+checks: decode strictly, drop envelopes bearing our own node id, cheap slot-range
+check, verify the signature, then hand the envelope to the core. Slot cadence: slot i+1 is nominated when slot
 i externalizes (or ``slot_interval`` after slot i was nominated, if later).
 Every ``rebroadcast_interval`` the node re-sends its persisted envelopes of
 recent slots, which is how lost messages are eventually made up for and how
@@ -250,6 +250,9 @@ class SimNode:
             envelope, statement_xdr = SCPEnvelope.from_xdr_with_statement(payload)
         except XdrError:
             recorder.reject("malformed")
+            return
+        if envelope.statement.node_id == self.keypair.public_key:
+            recorder.reject("own_envelope")  # as the daemon's herder: we know our own statements
             return
         slot = envelope.statement.slot_index
         if not 1 <= slot <= self.world.slots or slot <= max(self.ledger, default=0) - self.world.window:
