@@ -19,10 +19,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import platform
 import random
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +29,8 @@ import nacl.bindings
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from benchdoc import DOC, write_section  # noqa: E402
 
 from scpd.base.keys import Keypair, network_id, sign_statement, signature_payload, verify_envelope  # noqa: E402
 from scpd.base.types import (  # noqa: E402
@@ -44,9 +43,8 @@ from scpd.base.types import (  # noqa: E402
     SCPStatement,
 )
 
-TESTDATA = Path("/work/shared/testdata/pubnet-scp-envelopes.json")
-DOC = REPO / "docs" / "benchmarks.md"
-SECTION = "## Envelopes (bench/bench_envelopes.py)"
+TESTDATA = REPO.parent / "shared" / "testdata" / "pubnet-scp-envelopes.json"
+SECTION = "Envelopes (bench/bench_envelopes.py)"
 TARGET = 15_000
 VALUE_SIZE = 152  # a pubnet StellarValue
 
@@ -164,36 +162,6 @@ def render(rows: list[tuple[str, float]], n: int, mean_size: float) -> str:
     return "\n".join(lines)
 
 
-def machine_header() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        "# Benchmarks\n\n"
-        "Figures are produced by the scripts in `bench/`; each script prints its table\n"
-        "and, with `--write`, replaces its own section below. Tests never assert on\n"
-        "speed; this page is where speed is recorded.\n\n"
-        f"Machine: {os.cpu_count()} cores (nproc), {cpu}, {platform.system()}, Python {platform.python_version()}.\n"
-    )
-
-
-def write_section(body: str, command: str) -> None:
-    text = DOC.read_text() if DOC.exists() else machine_header()
-    section = f"{SECTION}\n\nMeasured {time.strftime('%Y-%m-%d')} with `{command}`.\n\n{body}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"record the figures in {DOC.relative_to(REPO)}")
@@ -212,7 +180,7 @@ def main() -> None:
         command = (
             "python bench/bench_envelopes.py" + "".join(f" {a}" for a in sys.argv[1:] if a != "--write") + " --write"
         )
-        write_section(body, command)
+        write_section(SECTION, body, command)
         print(f"\nwritten to {DOC.relative_to(REPO)}")
 
 

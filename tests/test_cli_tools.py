@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from testdata import PUBNET_ENVELOPES
 
 from scpd.base import strkey
 from scpd.base.keys import Keypair
@@ -28,7 +29,7 @@ from scpd.base.types import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-PUBNET = json.loads(Path("/work/shared/testdata/pubnet-scp-envelopes.json").read_text())
+PUBNET = json.loads(PUBNET_ENVELOPES.read_text())
 PASSPHRASE = PUBNET["network_passphrase"]
 REAL_B64 = [e["xdr_base64"] for e in PUBNET["envelopes"]]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
 import stellar_sdk
+from testdata import PUBNET_ENVELOPES
 
 from scpd.base import strkey
 from scpd.base.keys import (
@@ -23,7 +23,7 @@ from scpd.base.keys import (
 from scpd.base.types import PublicKey, SCPBallot, SCPEnvelope, SCPPrepare, SCPStatement
 from scpd.errors import KeyFormatError, XdrError
 
-PUBNET = json.loads(Path("/work/shared/testdata/pubnet-scp-envelopes.json").read_text())
+PUBNET = json.loads(PUBNET_ENVELOPES.read_text())
 PASSPHRASE = PUBNET["network_passphrase"]
 NET_ID = network_id(PASSPHRASE)
 REAL = [base64.b64decode(e["xdr_base64"]) for e in PUBNET["envelopes"]]

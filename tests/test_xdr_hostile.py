@@ -14,12 +14,12 @@ import json
 import struct
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stellar_sdk import xdr as sx
+from testdata import PUBNET_ENVELOPES
 
 from scpd.base.types import (
     MAX_QSET_DEPTH,
@@ -38,7 +38,7 @@ from scpd.base.types import (
 from scpd.base.xdr_json import from_json
 from scpd.errors import XdrError
 
-PUBNET = json.loads(Path("/work/shared/testdata/pubnet-scp-envelopes.json").read_text())
+PUBNET = json.loads(PUBNET_ENVELOPES.read_text())
 REAL = [base64.b64decode(e["xdr_base64"]) for e in PUBNET["envelopes"]]
 ALL_TYPES: list[type[XdrType]] = [
     PublicKey,

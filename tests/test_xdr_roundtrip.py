@@ -11,11 +11,11 @@ import base64
 import json
 import random
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from stellar_sdk import xdr as sx
+from testdata import PUBNET_ENVELOPES
 
 from scpd.base.types import (
     MAX_QSET_DEPTH,
@@ -34,7 +34,7 @@ from scpd.base.types import (
 )
 from scpd.base.xdr_json import from_json, to_json
 
-TESTDATA = Path("/work/shared/testdata/pubnet-scp-envelopes.json")
+TESTDATA = PUBNET_ENVELOPES
 PUBNET = json.loads(TESTDATA.read_text())
 VALUES_PER_TYPE = 1000
 UINT32_EDGES = (0, 1, 2**31 - 1, 2**31, 2**32 - 1)
