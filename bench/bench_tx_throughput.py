@@ -180,6 +180,8 @@ class Figures:
     ledgers: int
     max_txs_per_ledger: int
     first_errors: list[str]
+    # CPU seconds of each node process during the load and drain, per 1,000 transactions included.
+    cpu_per_1000: float = float("nan")
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:
@@ -203,9 +205,22 @@ def measure(
             net.wait_slot(2, timeout=60)
             urls = [n.http_url for n in net.nodes]
             first = max(n.last_slot for n in net.nodes) + 1
-            return asyncio.run(
+            pids = [n.proc.pid for n in net.nodes if n.proc is not None]
+            cpu_before = sum(_cpu_seconds(p) for p in pids)
+            figures = asyncio.run(
                 _run_load(root, urls, slot_interval, rate, duration, generators, connections, batch, first)
             )
+            cpu = sum(_cpu_seconds(p) for p in pids) - cpu_before
+            if figures.included_total:
+                figures.cpu_per_1000 = cpu / len(pids) / figures.included_total * 1000
+            return figures
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of a process so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _run_load(
@@ -298,7 +313,8 @@ async def _run_load(
 
 HEADER = (
     "| slot interval | load s | offered tx/s | submitted (queued) tx/s | included tx/s (load window) "
-    "| included tx/s (to last) | p50 latency | p99 latency | refused | errors | not included | largest ledger |"
+    "| included tx/s (to last) | p50 latency | p99 latency | refused | errors | not included | largest ledger "
+    "| node CPU s per 1,000 tx |"
 )
 
 
@@ -306,7 +322,7 @@ def _row(f: Figures) -> str:
     return (
         f"| {f.slot_interval:g} s | {f.duration:.0f} | {f.rate:,.0f} | {f.submitted_per_s:,.0f} "
         f"| {f.included_per_s_window:,.0f} | {f.included_per_s_total:,.0f} | {f.p50:.2f} s | {f.p99:.2f} s "
-        f"| {f.refused:,} | {f.errors:,} | {f.missing:,} | {f.max_txs_per_ledger:,} |"
+        f"| {f.refused:,} | {f.errors:,} | {f.missing:,} | {f.max_txs_per_ledger:,} | {f.cpu_per_1000:.3f} |"
     )
 
 

@@ -106,6 +106,13 @@ def test_take_for_slot_is_fifo_within_limits_and_removes_nothing() -> None:
     assert len(q) == 6
 
 
+def test_take_items_for_slot_pairs_each_transaction_with_its_id() -> None:
+    q = TxQueue(QueueLimits(max_tx_bytes=10, max_txs=100, max_bytes=1000))
+    txs = [b"a", b"bb", b"ccc"]
+    q.add_many(txs)
+    assert q.take_items_for_slot(max_txs=2, max_bytes=100) == [(tx_id(t), t) for t in txs[:2]]
+
+
 def test_take_for_slot_does_not_skip_a_transaction_that_does_not_fit() -> None:
     q = TxQueue(QueueLimits(max_tx_bytes=10, max_txs=100, max_bytes=1000))
     for tx in (b"a" * 6, b"b" * 6, b"c"):

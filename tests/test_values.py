@@ -204,6 +204,20 @@ def test_tx_set_included_check_can_be_asked_once_for_the_whole_set() -> None:
     assert check_tx_set(tx_set, PREV, LIMITS, included_among=lambda ids: set()) is None
 
 
+def test_canonical_from_ids_is_the_canonical_set() -> None:
+    txs = [b"q", b"w", b"e", b"w"]
+    built = TxSet.canonical_from_ids(PREV, [(tx_id(t), t) for t in txs])
+    assert built == TxSet.canonical(PREV, txs)
+    assert built.tx_ids == TxSet.canonical(PREV, txs).tx_ids and built.is_canonical()
+
+
+def test_a_set_decoded_with_its_hash_has_the_hash_of_its_encoding() -> None:
+    tx_set = TxSet.canonical(PREV, [b"a", b"bcdef", b"gh"])
+    decoded = TxSet.from_xdr_hashed(tx_set.to_xdr())
+    assert decoded == tx_set
+    assert decoded.hash() == tx_set.hash() == hashlib.sha256(tx_set.to_xdr()).digest()
+
+
 def test_check_value_combines_all_rules() -> None:
     tx_set = TxSet.canonical(PREV, [b"a"])
     rules = {"last_ledger_hash": PREV, "last_close_time": 10, "now": 20, "max_future": 5, "limits": LIMITS}

@@ -506,17 +506,27 @@ class LedgerStore:
     def save_own_envelopes(self, items: Iterable[tuple[SCPEnvelope, Iterable[TxSet]]]) -> None:
         """``save_own_envelope`` for several envelopes in one durable transaction (one fsync)."""
         rows = []
-        sets = []
+        sets: dict[bytes, tuple[int, TxSet]] = {}
         for envelope, tx_sets in items:
             slot = envelope.statement.slot_index
             if slot > _INT64_MAX:
                 raise LedgerError(f"slot {slot} is beyond what the store can hold")
             kind = _KIND_NOMINATION if isinstance(envelope.statement.pledges, SCPNomination) else _KIND_BALLOT
             rows.append((slot, kind, envelope.to_xdr()))
-            sets += [(s.hash(), slot, s.to_xdr()) for s in tx_sets]
+            for s in tx_sets:
+                sets.setdefault(s.hash(), (slot, s))
         with self._write("own_envelope") as conn:
             conn.executemany("INSERT OR REPLACE INTO own_envelopes (slot, kind, envelope) VALUES (?, ?, ?)", rows)
-            conn.executemany("INSERT OR IGNORE INTO tx_sets (hash, slot, xdr) VALUES (?, ?, ?)", sets)
+            # Every statement of a slot names the same few tx sets (megabytes each under load): encode
+            # and write only the ones not stored yet.
+            marks = ",".join("?" * len(sets))
+            stored = {
+                bytes(r[0]) for r in conn.execute(f"SELECT hash FROM tx_sets WHERE hash IN ({marks})", list(sets))
+            }
+            conn.executemany(
+                "INSERT INTO tx_sets (hash, slot, xdr) VALUES (?, ?, ?)",
+                [(h, slot, s.to_xdr()) for h, (slot, s) in sets.items() if h not in stored],
+            )
 
     def load_own_envelopes(self, from_slot: int = 0) -> list[SCPEnvelope]:
         """The saved envelopes of slots >= ``from_slot``, by slot, nomination first."""

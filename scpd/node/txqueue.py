@@ -157,17 +157,22 @@ class TxQueue:
         it, so a large transaction cannot be starved by a stream of small
         ones: it goes first in the next slot. Nothing is removed.
         """
+        return [tx for _, tx in self.take_items_for_slot(max_txs, max_bytes)]
+
+    def take_items_for_slot(self, max_txs: int, max_bytes: int) -> list[tuple[bytes, bytes]]:
+        """:meth:`take_for_slot` as (tx id, tx) pairs, so a tx set is built without hashing again."""
         if max_bytes < self.limits.max_tx_bytes:
             raise ValueError(
                 f"a tx set byte limit of {max_bytes} cannot carry a transaction of {self.limits.max_tx_bytes} bytes"
             )
-        taken: list[bytes] = []
+        taken: list[tuple[bytes, bytes]] = []
         size = 0
-        for tx in self._txs.values():
-            if len(taken) >= max_txs or size + len(tx) > max_bytes:
+        for item in self._txs.items():
+            n = len(item[1])
+            if len(taken) >= max_txs or size + n > max_bytes:
                 break
-            taken.append(tx)
-            size += len(tx)
+            taken.append(item)
+            size += n
         return taken
 
     def remove_included(self, tx_ids: Iterable[bytes]) -> int:

@@ -154,6 +154,15 @@ class TxSet(XdrType):
         object.__setattr__(tx_set, "_ids", tuple(ordered))
         return tx_set
 
+    @classmethod
+    def canonical_from_ids(cls, previous_ledger_hash: bytes, items: Iterable[tuple[bytes, bytes]]) -> Self:
+        """:meth:`canonical` from (tx id, tx) pairs whose ids the caller already computed (the queue's keys)."""
+        by_id = dict(items)
+        ordered = sorted(by_id)
+        tx_set = cls(previous_ledger_hash, tuple(by_id[i] for i in ordered))
+        object.__setattr__(tx_set, "_ids", tuple(ordered))
+        return tx_set
+
     def pack(self, p: Packer) -> None:
         pack_fixed_opaque(p, HASH_SIZE, self.previous_ledger_hash, "TxSet.previousLedgerHash")
         p.pack_uint(len(self.txs))
@@ -177,6 +186,17 @@ class TxSet(XdrType):
         n = r.array_length("TxSet.txs", 8)
         txs = tuple(r.var_opaque("TxSet.txs[]", MAX_TX_SIZE) for _ in range(n))
         return cls(previous, txs)
+
+    @classmethod
+    def from_xdr_hashed(cls, data: bytes) -> Self:
+        """Decode a set received as bytes, taking its hash from those bytes.
+
+        Strict decoding admits exactly one encoding per set, so SHA-256 of the
+        bytes is the set's hash, without encoding it again.
+        """
+        tx_set = cls.from_xdr(data)
+        object.__setattr__(tx_set, "_hash", hashlib.sha256(data).digest())
+        return tx_set
 
     @property
     def tx_ids(self) -> tuple[bytes, ...]:

@@ -64,8 +64,10 @@ MAX_ERROR_TEXT = 256
 MAX_HOST_LENGTH = 253
 MAX_PEER_ADDRESSES = 100
 # Opaque payloads (transactions, tx sets) are bounded again by the frame size;
-# this is the absolute ceiling the decoder enforces on its own.
-MAX_OPAQUE = 16 * 1024 * 1024
+# this is the absolute ceiling the decoder enforces on its own. It equals the
+# largest frame a configuration may allow (overlay.max_message_size), so any
+# tx set the configuration check lets through also decodes.
+MAX_OPAQUE = 256 * 1024 * 1024
 # Discriminants reserved for ledger catch-up messages (GET_LEDGER, LEDGER, ...).
 CATCHUP_RANGE = range(40, 64)
 _U32 = struct.Struct(">I")
