@@ -20,7 +20,7 @@ about; call it off the event loop (``loop.run_in_executor``) in the daemon.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from scpd.analysis.engine import Engine
@@ -44,18 +44,18 @@ class LocalReport:
     def ok(self) -> bool:
         return self.intersection and self.in_quorum and not self.blocking_nodes and not self.blocking_orgs
 
-    def problems(self) -> list[str]:
-        """One readable line per problem, empty when ``ok``."""
+    def problems(self, label: Callable[[NodeID], str] = str) -> list[str]:
+        """One readable line per problem, empty when ``ok``; ``label`` names a node."""
         out: list[str] = []
         if not self.in_quorum:
             out.append("the local node is in no quorum: it can never externalize a value")
         if self.evidence is not None:
-            a, b = (", ".join(sorted(str(n) for n in q)) for q in self.evidence)
+            a, b = (", ".join(sorted(label(n) for n in q)) for q in self.evidence)
             out.append(f"no quorum intersection: {{{a}}} and {{{b}}} are disjoint quorums")
         elif not self.intersection and self.in_quorum:
             out.append("no quorum intersection")
         if self.blocking_nodes:
-            names = ", ".join(str(n) for n in self.blocking_nodes)
+            names = ", ".join(label(n) for n in self.blocking_nodes)
             out.append(f"a single node failing halts the local node: {names}")
         if self.blocking_orgs:
             out.append(f"a single organisation failing halts the local node: {', '.join(self.blocking_orgs)}")
