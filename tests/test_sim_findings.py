@@ -10,15 +10,13 @@ older. The daemon's herder and the simulator now drop envelopes bearing their
 own node id before the core (so the property runs are unaffected), but the
 core's contract says ``receive_envelope`` handles "our own, echoed back", and a
 node whose key is used by a second instance (or that lost its disk) would wedge
-its slot the same way. Marked xfail(strict=True): it passes, and so fails the
-marker, once the core ignores or rejects such envelopes; then drop the marker.
+its slot the same way. The core now ignores statements bearing its own id
+that arrive through ``receive_envelope``.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-
-import pytest
 
 from scpd.base.types import SCPBallot, SCPPrepare
 from scpd.sim import values
@@ -27,7 +25,6 @@ from scpd.sim.scenario import Scenario
 from scpd.sim.simulator import Simulation
 
 
-@pytest.mark.xfail(strict=True, reason="core records a peer-delivered envelope with the local node id as its own")
 def test_core_survives_a_newer_statement_signed_with_its_own_key_arriving_from_a_peer() -> None:
     sim = Simulation(Scenario(nodes=4, slots=1, seed=5, latency=Constant(0.05)))
     sim.start()

@@ -84,7 +84,14 @@ class SCP:
         May call ``emit_envelope``, timers and hooks on the driver, including
         ``value_externalized`` (exactly once per slot, the first time the
         slot decides).
+
+        A statement bearing our own node id is ignored (VALID): ours enter
+        the core only as we emit them, so a copy from the network says
+        nothing new, and a different one (another process using our key)
+        must never replace the record of what we said.
         """
+        if envelope.statement.node_id == self.local_node.node_id:
+            return EnvelopeState.VALID
         slot = self._get_slot(envelope.statement.slot_index, create=True)
         assert slot is not None
         return slot.process_envelope(envelope, self_envelope=False)
