@@ -360,10 +360,12 @@ def main() -> int:
             f"Four validators (3 of 4), real processes on loopback; {args.generators} load generator processes "
             f"x {args.connections} connections post batches of {args.batch} random {TX_SIZE}-byte transactions "
             "(`POST /txs`), spread over the four nodes. Latency runs from sending the batch to the monitor "
-            "seeing the ledger on node 0. All processes share the machine's cores.\n\n"
-            + "\n".join(table)
-            + "\n\n"
-            + verdict
+            "seeing the ledger on node 0. All processes share the machine's cores (and, when this was "
+            "measured, other work on the machine). Node limits: `ledger.max_tx_count = "
+            f"{MAX_TX_COUNT}`, `max_tx_set_size = {MAX_TX_SET_SIZE}`, `overlay.max_message_size = "
+            f"{MAX_MESSAGE_SIZE}` (a full tx set must fit one frame). Node CPU is user+system seconds "
+            "of each validator process (all threads) from the start of the load to the end of the drain, "
+            "per 1,000 transactions included.\n\n" + "\n".join(table) + "\n\n" + verdict
         )
         write_section("Transaction throughput (bench/bench_tx_throughput.py)", body, cmd)
     return 0

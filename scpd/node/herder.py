@@ -41,7 +41,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,11 +74,12 @@ from scpd.node.overlay.messages import (
     Transaction,
     TransactionBatch,
     TxSetMessage,
-    encode_message,
+    encode_transaction_entries,
+    encode_transactions_message,
 )
 from scpd.node.overlay.overlay import Overlay, Verdict
 from scpd.node.overlay.peer import Peer
-from scpd.node.txqueue import AddResult, Outcome, QueueLimits, TxQueue
+from scpd.node.txqueue import AddResult, Outcome, QueueLimits, Refusal, TxQueue
 from scpd.node.values import (
     ConsensusValue,
     LedgerEntry,
@@ -175,8 +176,8 @@ class Herder(Driver):
         self.last_ledger_at: float | None = None
         self.overlay: Overlay | None = None
         self.txqueue = TxQueue(settings.queue_limits, store.is_included, store.included_among)
-        # Transactions new to us, waiting to be flooded: (tx, the peer it came from, None for our API).
-        self._tx_out: list[tuple[bytes, NodeID | None]] = []
+        # Transactions new to us, waiting to be flooded, by the peer they came from (None: our API).
+        self._tx_out: dict[NodeID | None, list[bytes]] = {}
         self._tx_flush: asyncio.TimerHandle | None = None
         # Tx set checks against the current tip (tx set hash -> problem or None): a set is judged
         # once per ledger, however many statements name it. Cleared when the tip moves.
@@ -524,7 +525,7 @@ class Herder(Driver):
         self.metrics.slot_externalized(slot, elapsed, self.scp.snapshot(slot))
         self.metrics.tx_included.inc(len(tx_set.txs))
         self.scp.purge_slots(max(0, slot - self.settings.keep_slots))
-        self._forget_old_tx_sets()
+        self._forget_old_tx_sets(record.previous_hash)
         if self._on_externalized is not None:
             self._on_externalized(ExternalizedSlot(slot, record, len(tx_set.txs), elapsed))
         if slot % 64 == 0:
@@ -550,10 +551,10 @@ class Herder(Driver):
         if isinstance(message, Ledgers):
             return self._receive_ledgers(peer, message)
         if isinstance(message, TransactionBatch):
-            self.submit_transactions(message.payloads, source="peer", origin=peer.node_id)
+            self._receive_transactions(peer, message.payloads)
             return Verdict.IGNORE  # the new ones are relayed in our own batches
         if isinstance(message, Transaction):
-            self.submit_transactions([message.payload], source="peer", origin=peer.node_id)
+            self._receive_transactions(peer, (message.payload,))
             return Verdict.IGNORE
         if isinstance(message, GetScpState):
             self._send_scp_state(peer, message.slot_index)
@@ -579,46 +580,60 @@ class Herder(Driver):
     ) -> list[AddResult]:
         """Queue transactions (from our API, or from peer ``origin``) and flood the ones new to us."""
         results = self.txqueue.add_many(txs)
-        self._count_transactions(source, results)
-        if self.overlay is not None:
-            queued = Outcome.QUEUED
-            self._tx_out += [(tx, origin) for tx, r in zip(txs, results, strict=True) if r.outcome is queued]
-        if self._tx_out and self._tx_flush is None and self._loop is not None:
-            self._tx_flush = self._loop.call_later(self.settings.tx_flood_delay, self._flood_transactions)
+        queued = [tx for tx, r in zip(txs, results, strict=True) if r.outcome is Outcome.QUEUED]
+        refused = Counter(r.refusal for r in results if r.refusal is not None)
+        self._count_transactions(source, len(results), len(queued), refused)
+        self._to_flood(origin, queued)
         return results
 
+    def _receive_transactions(self, peer: Peer, txs: Sequence[bytes]) -> None:
+        """A batch from a peer: queue the new ones and relay them; duplicates cost a hash each."""
+        summary = self.txqueue.add_batch(txs)
+        self._count_transactions("peer", len(txs), len(summary.queued), summary.refused)
+        self._to_flood(peer.node_id, summary.queued)
+
+    def _to_flood(self, origin: NodeID | None, txs: list[bytes]) -> None:
+        if not txs or self.overlay is None:
+            return
+        self._tx_out.setdefault(origin, []).extend(txs)
+        if self._tx_flush is None and self._loop is not None:
+            self._tx_flush = self._loop.call_later(self.settings.tx_flood_delay, self._flood_transactions)
+
     def _flood_transactions(self) -> None:
-        """Send the gathered new transactions to every peer but the one each came from, in batches."""
+        """Send the gathered new transactions to every peer but the one each came from, in batches.
+
+        Each origin's transactions are encoded once; a peer's messages join the groups meant for it.
+        """
         self._tx_flush = None
-        pending, self._tx_out = self._tx_out, []
+        pending, self._tx_out = self._tx_out, {}
         overlay = self.overlay
         if overlay is None or not self._running:
             return
         # Half a frame of transactions per message leaves room for the per-transaction framing.
         budget = max(1 << 16, overlay.config.max_frame // 2)
+        groups = {origin: _encode_groups(txs, budget) for origin, txs in pending.items()}
         shared: list[bytes] | None = None
         for peer in overlay.peers:
-            if any(origin == peer.node_id for _, origin in pending):
-                encoded = _encode_batches([tx for tx, origin in pending if origin != peer.node_id], budget)
+            if peer.node_id in groups:
+                encoded = _join_groups([g for o, gs in groups.items() if o != peer.node_id for g in gs], budget)
             else:
                 if shared is None:
-                    shared = _encode_batches([tx for tx, _ in pending], budget)
+                    shared = _join_groups([g for gs in groups.values() for g in gs], budget)
                 encoded = shared
             for message in encoded:
                 if not peer.send_encoded(message):
                     break
 
-    def _count_transactions(self, source: str, results: list[AddResult]) -> None:
-        """Count outcomes per batch: a Prometheus increment costs more than queueing the transaction."""
-        outcomes = Counter(r.outcome for r in results)
-        refusals = Counter(r.refusal for r in results if r.refusal is not None)
+    def _count_transactions(self, source: str, received: int, queued: int, refused: Mapping[Refusal, int]) -> None:
+        """Count outcomes per batch: a Prometheus increment costs more than queueing a transaction."""
         m = self.metrics
-        m.tx_received.labels(source).inc(len(results))
-        if outcomes[Outcome.QUEUED]:
-            m.tx_queued.inc(outcomes[Outcome.QUEUED])
-        if outcomes[Outcome.ALREADY_KNOWN]:
-            m.tx_known.inc(outcomes[Outcome.ALREADY_KNOWN])
-        for refusal, n in refusals.items():
+        m.tx_received.labels(source).inc(received)
+        refusals = sum(refused.values())
+        if queued:
+            m.tx_queued.inc(queued)
+        if received - queued - refusals:
+            m.tx_known.inc(received - queued - refusals)
+        for refusal, n in refused.items():
             m.tx_refused.labels(refusal.value).inc(n)
 
     def _send_scp_state(self, peer: Peer, from_slot: int) -> None:
@@ -792,7 +807,7 @@ class Herder(Driver):
                 self._learn_quorum_set(qset)
             for h in tx_set_hashes:
                 if self._find_tx_set(h) is None:
-                    payload = await self.overlay.fetch_tx_set(h, peer, timeout, _hash_matches(h))
+                    payload = await self.overlay.fetch_tx_set(h, peer, timeout, _hash_matches(h), ask_if_pending=False)
                     if payload is None or not self._learn_tx_set_payload(h, payload):
                         self.metrics.envelopes_rejected.labels("fetch_failed").inc()
                         return
@@ -872,8 +887,14 @@ class Herder(Driver):
                 continue  # the core's validation rejects the statement
         return list(dict.fromkeys(hashes))
 
-    def _forget_old_tx_sets(self) -> None:
-        """Tx sets are kept in memory for a while; the store has the ones that matter."""
+    def _forget_old_tx_sets(self, decided_on: bytes) -> None:
+        """Drop the candidate sets of the slot just written (built on ``decided_on``), and bound the rest.
+
+        Under load a set is megabytes; the store still has the one that was decided (a ledger) and
+        ours (saved with our envelopes) for peers that ask late.
+        """
+        for h in [h for h, s in self._tx_sets.items() if s.previous_ledger_hash == decided_on]:
+            del self._tx_sets[h]
         limit = 4 * self.settings.keep_slots + 64
         while len(self._tx_sets) > limit:
             self._tx_sets.popitem(last=False)
@@ -884,19 +905,35 @@ class Herder(Driver):
         task.add_done_callback(self._tasks.discard)
 
 
-def _encode_batches(txs: list[bytes], budget: int) -> list[bytes]:
-    """TRANSACTIONS messages carrying ``txs``, each with at most ``budget`` bytes of them (at least one)."""
-    out: list[bytes] = []
+def _encode_groups(txs: list[bytes], budget: int) -> list[tuple[int, bytes]]:
+    """``txs`` as encoded TRANSACTIONS entries, in groups of at most ``budget`` bytes (at least one each)."""
+    out: list[tuple[int, bytes]] = []
     chunk: list[bytes] = []
     size = 0
     for tx in txs:
         if chunk and size + len(tx) > budget:
-            out.append(encode_message(TransactionBatch(tuple(chunk))))
+            out.append((len(chunk), encode_transaction_entries(chunk)))
             chunk, size = [], 0
         chunk.append(tx)
         size += len(tx)
     if chunk:
-        out.append(encode_message(TransactionBatch(tuple(chunk))))
+        out.append((len(chunk), encode_transaction_entries(chunk)))
+    return out
+
+
+def _join_groups(groups: list[tuple[int, bytes]], budget: int) -> list[bytes]:
+    """Whole TRANSACTIONS messages from encoded groups, each message at most ``budget`` bytes of entries."""
+    out: list[bytes] = []
+    parts: list[bytes] = []
+    count, size = 0, 0
+    for n, entries in groups:
+        if parts and size + len(entries) > budget:
+            out.append(encode_transactions_message(count, parts))
+            count, size, parts = 0, 0, []
+        count, size = count + n, size + len(entries)
+        parts.append(entries)
+    if parts:
+        out.append(encode_transactions_message(count, parts))
     return out
 
 

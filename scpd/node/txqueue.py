@@ -27,14 +27,15 @@ event loop.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from scpd.node.values import MAX_TX_SIZE, tx_id
 
-__all__ = ["AddResult", "Outcome", "QueueLimits", "Refusal", "TxQueue"]
+__all__ = ["AddResult", "BatchSummary", "Outcome", "QueueLimits", "Refusal", "TxQueue"]
 
 
 class Outcome(Enum):
@@ -64,6 +65,17 @@ class AddResult:
     def accepted(self) -> bool:
         """True when the transaction is (or already was) on its way to a ledger."""
         return self.outcome is not Outcome.REFUSED
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    """What :meth:`TxQueue.add_batch` did: the newly queued transactions (in order) and the refusals.
+
+    Every other transaction of the batch was already known.
+    """
+
+    queued: list[bytes] = field(default_factory=list)
+    refused: dict[Refusal, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +147,26 @@ class TxQueue:
             else:
                 results.append(self._add(tx, i, i in included))
         return results
+
+    def add_batch(self, txs: Iterable[bytes]) -> BatchSummary:
+        """``add_many`` for a batch from a peer, where only the totals and the new ones matter.
+
+        Under load most of a peer's batch is already queued (every transaction
+        reaches a node from several peers), so duplicates cost a hash and a
+        lookup here, with no per-transaction result.
+        """
+        queue = self._txs
+        sha256 = hashlib.sha256
+        fresh = [(tx, i) for tx in txs if (i := sha256(tx).digest()) not in queue]
+        summary = BatchSummary()
+        if not fresh:
+            return summary
+        for tx, result in zip((tx for tx, _ in fresh), self.add_many(tx for tx, _ in fresh), strict=True):
+            if result.outcome is Outcome.QUEUED:
+                summary.queued.append(tx)
+            elif result.refusal is not None:
+                summary.refused[result.refusal] = summary.refused.get(result.refusal, 0) + 1
+        return summary
 
     def _add(self, tx: bytes, i: bytes, included: bool) -> AddResult:
         if included or i in self._txs:

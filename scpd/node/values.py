@@ -130,14 +130,16 @@ class TxSet(XdrType):
 
     Build one with :meth:`canonical`; a decoded set may be non-canonical (a
     peer's mistake or malice) and is refused by :func:`check_tx_set`, which
-    is where the reason gets reported. Ids, hash and byte count are computed
-    once and cached, since the herder asks for them repeatedly.
+    is where the reason gets reported. Ids, hash and XDR are computed once
+    and cached, since the herder asks for them repeatedly (a set is hashed,
+    saved, served to each peer that asks and written to the ledger).
     """
 
     previous_ledger_hash: bytes
     txs: tuple[bytes, ...] = ()
     _ids: tuple[bytes, ...] | None = field(default=None, init=False, repr=False, compare=False)
     _hash: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _xdr: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_hash(self.previous_ledger_hash, "TxSet.previousLedgerHash")
@@ -170,14 +172,18 @@ class TxSet(XdrType):
             p.pack_opaque(tx)
 
     def to_xdr(self) -> bytes:
-        """Same bytes as :meth:`pack`, built in one join: sets of 10^4 transactions are common."""
+        """Same bytes as :meth:`pack`, built in one join (sets of 10^4 transactions are common) and kept."""
+        if self._xdr is not None:
+            return self._xdr
         parts = [self.previous_ledger_hash, _U32.pack(len(self.txs))]
         for tx in self.txs:
             parts.append(_U32.pack(len(tx)))
             parts.append(tx)
             if len(tx) % 4:
                 parts.append(_PADDING[len(tx) % 4])
-        return b"".join(parts)
+        data = b"".join(parts)
+        object.__setattr__(self, "_xdr", data)
+        return data
 
     @classmethod
     def unpack(cls, r: Reader) -> Self:
@@ -196,6 +202,7 @@ class TxSet(XdrType):
         """
         tx_set = cls.from_xdr(data)
         object.__setattr__(tx_set, "_hash", hashlib.sha256(data).digest())
+        object.__setattr__(tx_set, "_xdr", bytes(data))
         return tx_set
 
     @property

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar, Self, TypeVar
@@ -53,6 +54,8 @@ __all__ = [
     "TxSetMessage",
     "decode_message",
     "encode_message",
+    "encode_transaction_entries",
+    "encode_transactions_message",
     "message_hash",
     "register_message",
 ]
@@ -71,6 +74,7 @@ MAX_OPAQUE = 256 * 1024 * 1024
 # Discriminants reserved for ledger catch-up messages (GET_LEDGER, LEDGER, ...).
 CATCHUP_RANGE = range(40, 64)
 _U32 = struct.Struct(">I")
+_PADDING = {1: bytes(3), 2: bytes(2), 3: bytes(1)}
 
 
 class MessageType(IntEnum):
@@ -397,15 +401,7 @@ class TransactionBatch(OverlayMessage):
 
     def pack(self, p: Packer) -> None:
         # Built in one join and written at once: batches of thousands are the common case.
-        parts = [_U32.pack(len(self.payloads))]
-        for tx in self.payloads:
-            if not tx:
-                raise XdrError("Transactions.txs[]: an empty transaction")
-            parts.append(_U32.pack(len(tx)))
-            parts.append(tx)
-            if len(tx) % 4:
-                parts.append(bytes(4 - len(tx) % 4))
-        data = b"".join(parts)
+        data = _U32.pack(len(self.payloads)) + encode_transaction_entries(self.payloads)
         p.pack_fopaque(len(data), data)
 
     @classmethod
@@ -416,6 +412,30 @@ class TransactionBatch(OverlayMessage):
         if not all(txs):
             raise XdrError("Transactions.txs[]: an empty transaction")
         return cls(txs)
+
+
+def encode_transaction_entries(txs: Iterable[bytes]) -> bytes:
+    """The array elements of a TRANSACTIONS message (each length, bytes, padding), without the count.
+
+    A node relays the same transactions to several peers in differently
+    composed batches; it encodes each group once and joins groups per peer
+    with :func:`encode_transactions_message`.
+    """
+    parts: list[bytes] = []
+    for tx in txs:
+        n = len(tx)
+        if not n:
+            raise XdrError("Transactions.txs[]: an empty transaction")
+        parts.append(_U32.pack(n))
+        parts.append(tx)
+        if n % 4:
+            parts.append(_PADDING[n % 4])
+    return b"".join(parts)
+
+
+def encode_transactions_message(count: int, entries: Iterable[bytes]) -> bytes:
+    """A whole TRANSACTIONS message from ``count`` transactions already encoded as entries."""
+    return _TRANSACTIONS_HEADER + _U32.pack(count) + b"".join(entries)
 
 
 @register_message
@@ -491,3 +511,4 @@ class Pong(_KeepAlive):
 
 # Messages relayed to every other peer once; everything else is point to point.
 FLOODED_TYPES = frozenset({int(MessageType.SCP_MESSAGE), int(MessageType.TRANSACTION)})
+_TRANSACTIONS_HEADER = struct.pack(">i", MessageType.TRANSACTIONS)

@@ -618,9 +618,22 @@ class Overlay:
         return await self._qsets.wait(qset_hash, peer.node_id, lambda: peer.send(GetQuorumSet(qset_hash)), timeout)
 
     async def fetch_tx_set(
-        self, tx_set_hash: bytes, peer: Peer, timeout: float, verify: Callable[[bytes], bool] | None = None
+        self,
+        tx_set_hash: bytes,
+        peer: Peer,
+        timeout: float,
+        verify: Callable[[bytes], bool] | None = None,
+        *,
+        ask_if_pending: bool = True,
     ) -> bytes | None:
-        """Ask ``peer`` for a tx set payload; ``verify`` (the herder's hash check) filters answers."""
+        """Ask ``peer`` for a tx set payload; ``verify`` (the herder's hash check) filters answers.
+
+        With ``ask_if_pending=False`` a set already requested from another peer is only waited
+        for: a set is megabytes under load, and every peer that echoes a vote would otherwise
+        send it again.
+        """
+        if not ask_if_pending and tx_set_hash in self._txsets:
+            return await self._txsets.wait(tx_set_hash, peer.node_id, lambda: False, timeout, verify)
         return await self._txsets.wait(
             tx_set_hash, peer.node_id, lambda: peer.send(GetTxSet(tx_set_hash)), timeout, verify
         )
