@@ -185,6 +185,8 @@ class Herder(Driver):
         self._qsets: dict[bytes, SCPQuorumSet] = store.load_quorum_sets()
         self._qsets[quorum_set_hash(quorum_set)] = quorum_set
         self._tx_sets: OrderedDict[bytes, TxSet] = OrderedDict()
+        # Hashes of the tx sets this node proposed (nominated), for the slots in memory.
+        self._proposed: set[bytes] = set()
         self._timers: dict[tuple[int, TimerId], asyncio.TimerHandle] = {}
         self._externalized: dict[int, bytes] = {}
         self._nominated_at: dict[int, float] = {}
@@ -274,16 +276,21 @@ class Herder(Driver):
         items = self.txqueue.take_items_for_slot(limits.max_txs, limits.max_bytes)
         tx_set = TxSet.canonical_from_ids(tip.hash, items)
         self._remember_tx_set(tx_set)
+        self._proposed.add(tx_set.hash())
         value = ConsensusValue(next_close_time(int(self._clock()), tip.close_time), tx_set.hash())
         self._nominated_at[slot] = self._clock()
         self._last_progress = self._clock()
         if self.is_validator:
             self.scp.nominate(slot, value.to_xdr(), self._tip_value)
 
-    def _schedule_next_slot(self, slot: int) -> None:
-        """Nominate ``slot`` at ``slot_interval`` after its predecessor started."""
+    def _schedule_next_slot(self, slot: int, previous_started: float | None) -> None:
+        """Nominate ``slot`` at ``slot_interval`` after its predecessor started (``previous_started``).
+
+        A predecessor we never nominated (learned by catch-up, or decided before a restart) counts
+        as started now.
+        """
         assert self._loop is not None
-        started = self._nominated_at.get(slot - 1, self._clock())
+        started = self._clock() if previous_started is None else previous_started
         delay = max(0.0, started + self.settings.slot_interval - self._clock())
         if self._cadence is not None:
             self._cadence.cancel()
@@ -536,7 +543,7 @@ class Herder(Driver):
             # Caught up: ask for the current slot's statements we ignored while behind.
             self._just_caught_up = False
             self._ask_scp_state()
-        self._schedule_next_slot(slot + 1)
+        self._schedule_next_slot(slot + 1, started)
 
     # -- overlay handler -------------------------------------------------------
 
@@ -876,7 +883,18 @@ class Herder(Driver):
         return found
 
     def _tx_sets_of(self, envelope: SCPEnvelope) -> list[TxSet]:
-        return [s for h in self._tx_set_hashes_of(envelope.statement) if (s := self._tx_sets.get(h)) is not None]
+        """The tx sets to store with an own envelope: those we proposed ourselves that it names.
+
+        Another node's set is stored by that node with its own envelope and is held by every node
+        that voted for it, so after a restart it can be fetched again; ours may exist nowhere else.
+        Writing every referenced set (megabytes each under load) before each envelope goes out
+        would put all of them on the path of every statement.
+        """
+        return [
+            s
+            for h in self._tx_set_hashes_of(envelope.statement)
+            if h in self._proposed and (s := self._tx_sets.get(h)) is not None
+        ]
 
     def _tx_set_hashes_of(self, statement: SCPStatement) -> list[bytes]:
         hashes: list[bytes] = []
@@ -895,9 +913,11 @@ class Herder(Driver):
         """
         for h in [h for h, s in self._tx_sets.items() if s.previous_ledger_hash == decided_on]:
             del self._tx_sets[h]
+            self._proposed.discard(h)
         limit = 4 * self.settings.keep_slots + 64
         while len(self._tx_sets) > limit:
-            self._tx_sets.popitem(last=False)
+            h, _ = self._tx_sets.popitem(last=False)
+            self._proposed.discard(h)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
