@@ -54,6 +54,8 @@ def test_a_node_is_joining_then_synced_then_stuck_when_its_quorum_goes(tmp_path:
             other.start()
         net.wait_slot(3)
         wait_for(lambda: get(port, "/readyz")[0] == 200, 30, "node1 ready")
+        # node1 started alone, so its dials back off; it reconnects to all three within the backoff cap.
+        wait_for(lambda: get(port, "/info")[1]["peers"]["connected"] == 3, 30, "node1 connected to all three peers")
         status, info = get(port, "/info")
         assert info["state"] == "synced"
         assert info["ledger"]["slot"] >= 3 and info["current_slot"] == info["ledger"]["slot"] + 1
