@@ -58,6 +58,7 @@ def report(failures: list[tuple[Scenario, list[str]]]) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.timeout(7200)  # the 2,000-seed slow mode of one shape can outlast the suite's 600 s default
 @pytest.mark.parametrize(("topology", "nodes"), SHAPES, ids=[f"{t}-{n}" for t, n in SHAPES])
 def test_safety_validity_liveness_over_random_seeds(topology: str, nodes: int, slow: bool) -> None:
     count = SLOW_SEEDS_PER_SHAPE if slow else SEEDS_PER_SHAPE
