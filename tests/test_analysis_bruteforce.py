@@ -162,6 +162,7 @@ def test_splitting_sets_with_twins_match_brute_force(seed: int) -> None:
     expected = brute(fbas)
     engine = Engine.build(fbas)
     assert as_sets(engine, minimal_quorums(engine)) == expected["minimal_quorums"]
+    assert (bool(expected["minimal_quorums"]) and disjoint_quorums(engine) is None) == expected["intersection"]
     assert as_sets(engine, minimal_splitting_sets(engine)) == expected["splitting"]
 
 

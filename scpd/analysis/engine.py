@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from scpd.analysis.fbas import Fbas, QSet
 
@@ -234,10 +235,76 @@ class Engine:
                     out.append(comp)
         return out
 
+    @cached_property
+    def twin_classes(self) -> tuple[int, ...]:
+        """Classes of interchangeable nodes (only classes of two or more), as masks.
+
+        u and v are twins when swapping them maps every quorum set onto the
+        quorum set of the swapped node: an automorphism of the network, so any
+        search may treat them as one. Found cheaply: twins name-share every
+        validator list they appear in (same signature), and their own quorum
+        sets must agree once u and v are swapped.
+        """
+        signature: dict[int, list[tuple[int, tuple[int, ...]]]] = {v: [] for v in range(self.size)}
+        for x, q in enumerate(self.qsets):
+            if q is not None:
+                _occurrences(q, x, (), signature)
+        groups: dict[tuple[tuple[int, tuple[int, ...]], ...], list[int]] = {}
+        for v in range(self.size):
+            groups.setdefault(tuple(sorted(signature[v])), []).append(v)
+        classes: list[int] = []
+        for members in groups.values():
+            reps: list[list[int]] = []
+            for v in members:
+                for cls in reps:
+                    u = cls[0]
+                    if _canon(self.qsets[u], u, v) == _canon(self.qsets[v], -1, -1):
+                        cls.append(v)
+                        break
+                else:
+                    reps.append([v])
+            classes.extend(sum(1 << v for v in cls) for cls in reps if len(cls) > 1)
+        return tuple(classes)
+
+    def twins(self, universe: int, helpers: int) -> dict[int, int]:
+        """For each node with a twin, the mask of its class, split so that the
+        swap also keeps ``universe`` and ``helpers`` in place."""
+        out: dict[int, int] = {}
+        for cls in self.twin_classes:
+            for part in (cls & universe & helpers, cls & universe & ~helpers, cls & ~universe & helpers):
+                if part & (part - 1):
+                    for v in bits(part):
+                        out[v] = part
+            rest = cls & ~universe & ~helpers
+            if rest & (rest - 1):
+                for v in bits(rest):
+                    out[v] = rest
+        return out
+
     def clusters(self, universe: int, helpers: int = 0) -> list[int]:
         """Components of ``universe`` that contain a quorum: every minimal quorum lies in one."""
         top = self.max_quorum(universe, helpers)
         return [c for c in self.components(top, helpers) if self.max_quorum(c, helpers)]
+
+
+Canon = tuple[int, int, tuple["Canon", ...]] | None
+
+
+def _canon(q: CQSet | None, u: int, v: int) -> Canon:
+    """A comparable form of ``q`` with nodes u and v swapped (-1: no swap)."""
+    if q is None:
+        return None
+    threshold, mask, inner = q
+    if u >= 0 and (mask >> u & 1) != (mask >> v & 1):
+        mask ^= 1 << u | 1 << v
+    return (threshold, mask, tuple(sorted((_canon(i, u, v) for i in inner), key=repr)))
+
+
+def _occurrences(q: CQSet, x: int, path: tuple[int, ...], out: dict[int, list[tuple[int, tuple[int, ...]]]]) -> None:
+    for v in bits(q[1]):
+        out[v].append((x, path))
+    for i, inner in enumerate(q[2]):
+        _occurrences(inner, x, (*path, i), out)
 
 
 def _compile(qset: QSet, fbas: Fbas, position: dict[int, int]) -> CQSet:

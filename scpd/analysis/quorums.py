@@ -94,6 +94,9 @@ def _disjoint_in(engine: Engine, cluster: int, helpers: int) -> tuple[int, int] 
     # are interchangeable, so let the first hold the best-ranked node of the
     # pair; a node taken out before the first one is chosen leaves ``pool``,
     # the nodes the second quorum may use, as well.
+    # Twins: a node left out takes its undecided twins out with it, since a
+    # solution using a twin instead maps onto one using the node itself.
+    twins = engine.twins(cluster, helpers)
     top = engine.max_quorum(cluster, helpers)
     stack = [(0, top, top)]
     while stack:
@@ -109,7 +112,8 @@ def _disjoint_in(engine: Engine, cluster: int, helpers: int) -> tuple[int, int] 
         pick = choices & -choices
         if not pick:
             continue
-        narrower = engine.max_quorum(available & ~pick, helpers)
+        out = pick | (twins.get(pick.bit_length() - 1, 0) & available & ~selection)
+        narrower = engine.max_quorum(available & ~out, helpers)
         if selection:
             if narrower and not selection & ~narrower:
                 stack.append((selection, narrower, rest))

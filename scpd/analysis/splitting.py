@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 
-from scpd.analysis.engine import CQSet, Engine, bits
+from scpd.analysis.engine import Engine, bits
 from scpd.analysis.quorums import disjoint_quorums
 
 __all__ = ["minimal_splitting_sets", "splits"]
@@ -100,50 +100,20 @@ def _search(
 
 
 def _twins(engine: Engine, universe: int, candidates: list[int]) -> dict[int, int]:
-    """Classes of interchangeable candidates, as each member's predecessor in its class.
-
-    u and v are twins when swapping them maps every quorum set to the quorum set
-    of the swapped node (an automorphism of the network): then S splits iff S
-    with u and v swapped does, and only one of the two need be searched.
-    """
-    nodes = list(bits((1 << engine.size) - 1))
-    parent = {c: c for c in candidates}
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
-    canon = {v: _canon(engine.qsets[v], -1, -1) for v in nodes}
-    for a, u in enumerate(candidates):
-        for v in candidates[a + 1 :]:
-            if find(u) == find(v) or (universe >> u & 1) != (universe >> v & 1):
-                continue
-            if _canon(engine.qsets[u], u, v) != canon[v] or _canon(engine.qsets[v], u, v) != canon[u]:
-                continue
-            if all(_canon(engine.qsets[x], u, v) == canon[x] for x in nodes if x not in (u, v)):
-                parent[find(v)] = find(u)
+    """Twin classes (see ``Engine.twin_classes``) among the candidates, as each
+    member's predecessor in its class: S splits iff S with twins swapped does,
+    so only one arrangement need be searched."""
+    classes = engine.twins(universe, 0)
     before: dict[int, int] = {}
     last: dict[int, int] = {}
     for c in candidates:
-        root = find(c)
+        root = classes.get(c)
+        if root is None:
+            continue
         if root in last:
             before[c] = last[root]
         last[root] = c
     return before
-
-
-Canon = tuple[int, int, tuple["Canon", ...]] | None
-
-
-def _canon(q: CQSet | None, u: int, v: int) -> Canon:
-    """A comparable form of ``q`` with nodes u and v swapped (-1: no swap)."""
-    if q is None:
-        return None
-    threshold, mask, inner = q
-    if u >= 0 and (mask >> u & 1) != (mask >> v & 1):
-        mask ^= 1 << u | 1 << v
-    return (threshold, mask, tuple(sorted((_canon(i, u, v) for i in inner), key=repr)))
 
 
 def _images(chosen: int, twin_before: dict[int, int]) -> list[int]:
