@@ -76,7 +76,7 @@ def write(text: str) -> None:
     if SECTION in doc:
         start = doc.index(SECTION)
         nxt = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + section + (doc[nxt + 1 :] if nxt >= 0 else "")
+        doc = doc[:start] + section + ("\n" + doc[nxt + 1 :] if nxt >= 0 else "")
     else:
         doc = doc.rstrip("\n") + "\n\n" + section
     DOC.parent.mkdir(parents=True, exist_ok=True)
