@@ -9,9 +9,13 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from scpd.operator.config import load_config
 from scpd.operator.localnet import Localnet
 from scpd.operator.logs import configure
+
+log = structlog.get_logger("scpd.run")
 
 
 def register(sub: Any) -> None:
@@ -55,6 +59,8 @@ def run_node_cmd(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     configure(cfg.log.format, cfg.log.level, node=str(cfg.node_id))
+    for warning in cfg.warnings:
+        log.warning("configuration warning", key=warning.key, problem=warning.message)
     return run_event_loop(run_node(cfg))
 
 

@@ -64,6 +64,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from scpd.analysis.local import check_local_quorum
 from scpd.base import quorum
 from scpd.base.keys import Keypair, network_id
 from scpd.base.types import MAX_QSET_DEPTH, MAX_QSET_NODES, NodeID, PublicKey, SCPQuorumSet
@@ -259,7 +260,7 @@ class OverlaySection(_Section):
     keepalive_interval: float = Field(default=5.0, gt=0, le=3600)
     peer_timeout: float = Field(default=30.0, gt=0, le=3600)
     reconnect_initial: float = Field(default=1.0, gt=0, le=3600)
-    reconnect_max: float = Field(default=60.0, gt=0, le=86_400)
+    reconnect_max: float = Field(default=10.0, gt=0, le=86_400)
     send_queue_size: int = Field(default=1000, ge=1, le=1_000_000)
     ban_duration: float = Field(default=600.0, ge=0, le=30 * 86_400)
 
@@ -497,18 +498,18 @@ def _load(source: Path, label: str, environ: Mapping[str, str]) -> NodeConfig:
 
 
 def quorum_intersection_warnings(cfg: NodeConfig) -> list[ConfigWarning]:
-    """HOOK: the quorum-intersection check over known validators' quorum sets.
+    """The quorum analysis of this node's configuration, as warnings on ``quorum_set``.
 
-    This is where ``scpd.analysis``'s intersection check is called once it
-    exists. A configuration only knows its own quorum set, so the check
-    assumes every validator in it uses the same set (the usual symmetric
-    deployment) and reports, as a ``ConfigWarning`` on key ``quorum_set``, any
-    two disjoint quorums it finds. Warnings are printed by ``check-config``
-    and logged by the daemon; ``--strict`` refuses the configuration.
-    Until then, ``sanity_violations(extra_checks=True)`` (a warning per
-    threshold that is not a strict majority) covers the symmetric case.
+    A configuration only knows its own quorum set, so the check assumes every
+    validator in it uses the same set (the usual symmetric deployment;
+    ``scpd quorum analyze`` checks a whole network with everyone's real
+    sets). It warns when two disjoint quorums exist, when the node is in no
+    quorum, and when a single node failing halts this one. Warnings are
+    printed by ``check-config`` and logged by the daemon at start;
+    ``--strict`` refuses the configuration.
     """
-    return []
+    report = check_local_quorum(cfg.node_id, cfg.quorum_set, {}, unknown_like_local=True)
+    return [ConfigWarning("quorum_set", problem) for problem in report.problems(cfg.label)]
 
 
 def _read_toml(source: Path, label: str) -> dict[str, Any]:
