@@ -171,6 +171,20 @@ def test_included_among_answers_many_ids_at_once(store: LedgerStore) -> None:
     assert store.included_among([tx_id(b"never")]) == set()
 
 
+def test_ledger_commits_stay_in_the_log_until_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / DB_FILENAME
+    with LedgerStore.open(path) as store:
+        before = path.stat().st_size
+        for _ in range(3):
+            append_next(store, [os.urandom(300) for _ in range(300)])
+        assert path.stat().st_size == before  # committed (on disk in the log), not yet copied back
+        store.checkpoint()
+        assert path.stat().st_size > before + 3 * 300 * 300
+        assert store.verify_chain() is None and store.tip().slot == 3
+    with LedgerStore.open(path, create=False) as again:
+        assert again.verify_chain() is None and again.tip().slot == 3
+
+
 def test_writes_are_observed_for_metrics(tmp_path: Path) -> None:
     seen: list[tuple[str, float]] = []
     with LedgerStore.open(tmp_path / "l.db", write_observer=lambda k, s: seen.append((k, s))) as s:

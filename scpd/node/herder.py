@@ -201,6 +201,7 @@ class Herder(Driver):
         self.catchup = Catchup(settings.catchup)
         self._caught_up: dict[int, CatchupEntry] = {}
         self._writer: asyncio.Task[None] | None = None
+        self._checkpoint: asyncio.Task[None] | None = None
         self._just_caught_up = False
         self._own_pending: deque[tuple[SCPEnvelope, list[TxSet]]] = deque()
         self._own_unsent: set[SCPEnvelope] = set()
@@ -258,7 +259,7 @@ class Herder(Driver):
         # A write in progress completes (the loops stop after it); unsent own envelopes are dropped,
         # which is safe: nobody saw them.
         self._own_pending.clear()
-        pending = [t for t in (self._writer, self._flusher) if t is not None]
+        pending = [t for t in (self._writer, self._flusher, self._checkpoint) if t is not None]
         await asyncio.gather(*pending, return_exceptions=True)
         if self._envelope_log is not None:
             self._envelope_log.close()
@@ -478,6 +479,12 @@ class Herder(Driver):
             if isinstance(env.statement.pledges, SCPExternalize) and env.statement.pledges.commit.value == value
         ]
 
+    async def _checkpoint_store(self) -> None:
+        try:
+            await asyncio.to_thread(self.store.checkpoint)
+        except LedgerError as exc:
+            log.warning("checkpoint failed", error=str(exc))
+
     async def _add_proofs(self, slot: int, envelopes: list[SCPEnvelope]) -> None:
         try:
             await asyncio.to_thread(self.store.add_proofs, slot, envelopes)
@@ -537,6 +544,9 @@ class Herder(Driver):
             self._on_externalized(ExternalizedSlot(slot, record, len(tx_set.txs), elapsed))
         if slot % 64 == 0:
             self._spawn(asyncio.to_thread(self.store.prune_own_envelopes, slot - self.settings.keep_slots))
+        if self._checkpoint is None or self._checkpoint.done():
+            # Off the write path (see LedgerStore.checkpoint); one at a time.
+            self._checkpoint = asyncio.create_task(self._checkpoint_store(), name="herder-checkpoint")
         if self.catchup.behind(self.current_slot):
             self._maybe_catch_up()
         elif self._just_caught_up:
