@@ -62,8 +62,17 @@ def test_a_node_is_joining_then_synced_then_stuck_when_its_quorum_goes(tmp_path:
         assert info["peers"]["connected"] == 3
         assert info["quorum"]["agree"] == 4 and info["quorum"]["v_blocked"] is False
 
+        wait_for(
+            lambda: get(port, "/quorum")[1]["transitive"]["nodes_with_known_quorum_sets"] == 3,
+            30,
+            "node1 to have heard every other node's quorum set",
+        )
         status, quorum = get(port, "/quorum")
         assert status == 200 and quorum["state"] == "synced"
+        transitive = quorum["transitive"]  # the analysis of every quorum set node1 has seen
+        assert transitive["intersection"] is True and transitive["disjoint_quorums"] is None
+        assert transitive["in_quorum"] is True and transitive["single_nodes_that_halt_us"] == []
+        assert transitive["problems"] == []
         members = quorum["quorum_set"]["validators"]
         assert [m["name"] for m in members] == ["node1", "node2", "node3", "node4"]
         assert {m["state"] for m in members} == {"agree"}

@@ -4,7 +4,9 @@
 summary), ``GET /quorum`` (each member of the local quorum set and what we
 hear from it), ``GET /scp?slot=N&limit=K`` (the consensus core's snapshots),
 ``GET /peers`` and ``GET /readyz``. Every answer is JSON; all of them only
-read the node's state on the event loop and are cheap (no I/O).
+read the node's state on the event loop and are cheap (no I/O), except
+``/quorum``'s transitive analysis of every quorum set the node has seen,
+which runs in a worker thread and is cached until those sets change.
 
 The node's state is one of:
 
@@ -20,6 +22,7 @@ sends work only to a node that is following its quorum.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -28,8 +31,9 @@ from typing import Any
 from aiohttp import web
 
 from scpd import __version__
-from scpd.base.quorum import is_quorum_slice, is_v_blocking
-from scpd.base.types import NodeID, SCPQuorumSet
+from scpd.analysis.local import check_local_quorum
+from scpd.base.quorum import all_validators, is_quorum_slice, is_v_blocking, quorum_set_hash
+from scpd.base.types import NodeID, SCPExternalize, SCPQuorumSet
 from scpd.node.metrics import MemberState, QuorumMember, quorum_members, stale_after, statement_summary
 from scpd.operator.http_api import CONTEXT_KEY, NodeContext
 
@@ -146,8 +150,56 @@ async def quorum(request: web.Request) -> web.Response:
             "state": status.state,
             "summary": _summary(status, herder.scp.quorum_set, herder.scp.quorum_set_hash),
             "quorum_set": level(herder.scp.quorum_set),
+            "transitive": await _transitive_analysis(request.app, ctx),
         }
     )
+
+
+def seen_quorum_sets(ctx: NodeContext) -> dict[NodeID, SCPQuorumSet]:
+    """The quorum set each node reachable from ours last declared, as far as we have heard."""
+    herder = ctx.herder
+    seen: dict[NodeID, SCPQuorumSet] = {}
+    frontier = list(all_validators(herder.scp.quorum_set))
+    while frontier:
+        node = frontier.pop()
+        if node in seen or node == herder.node_id:
+            continue
+        envelope = herder.scp.get_latest_message(node)
+        if envelope is None:
+            continue
+        pledges = envelope.statement.pledges
+        qset_hash = pledges.commit_quorum_set_hash if isinstance(pledges, SCPExternalize) else pledges.quorum_set_hash
+        qset = herder.get_quorum_set(qset_hash)
+        if qset is not None:
+            seen[node] = qset
+            frontier.extend(all_validators(qset))
+    return seen
+
+
+async def _transitive_analysis(app: web.Application, ctx: NodeContext) -> dict[str, Any]:
+    """The quorum analysis over every quorum set seen, recomputed (off the loop) only when they change."""
+    known = seen_quorum_sets(ctx)
+    key = tuple(sorted((n.ed25519, quorum_set_hash(q)) for n, q in known.items()))
+    cache = app[_ANALYSIS_CACHE]
+    if cache.get("key") != key:
+        herder = ctx.herder
+        report = await asyncio.to_thread(check_local_quorum, herder.node_id, herder.scp.quorum_set, known)
+        label = ctx.config.label
+        cache["key"] = key
+        cache["result"] = {
+            "nodes_with_known_quorum_sets": len(known),
+            "intersection": report.intersection,
+            "disjoint_quorums": None
+            if report.evidence is None
+            else [sorted(str(n) for n in q) for q in report.evidence],
+            "in_quorum": report.in_quorum,
+            "single_nodes_that_halt_us": [str(n) for n in report.blocking_nodes],
+            "quorum_sets_unknown": [str(n) for n in report.unknown],
+            "problems": report.problems(label),
+            "computed_at": round(time.time(), 3),
+        }
+    result: dict[str, Any] = cache["result"]
+    return result
 
 
 async def scp(request: web.Request) -> web.Response:
@@ -216,6 +268,10 @@ _ROUTES: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {
 }
 
 
+_ANALYSIS_CACHE: web.AppKey[dict[str, Any]] = web.AppKey("scpd.quorum_analysis", dict)
+
+
 def add_routes(app: web.Application, ctx: NodeContext) -> None:
+    app[_ANALYSIS_CACHE] = {}
     for path, handler in _ROUTES.items():
         app.router.add_get(path, handler)
