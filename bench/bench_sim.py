@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
-import platform
 import pstats
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -32,14 +29,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchdoc import DOC, write_section  # noqa: E402
+
 from scpd.base.keys import verify_envelope  # noqa: E402
 from scpd.base.types import SCPEnvelope  # noqa: E402
 from scpd.sim.network import Constant  # noqa: E402
 from scpd.sim.scenario import Scenario  # noqa: E402
 from scpd.sim.simulator import Simulation  # noqa: E402
 
-DOC = REPO / "docs" / "benchmarks.md"
-SECTION = "## Simulator (bench/bench_sim.py)"
+SECTION = "Simulator (bench/bench_sim.py)"
 DEFAULT_SIZES = (4, 16, 50, 100)
 SLOTS = {4: 20, 16: 5, 50: 2, 100: 1}
 TARGET_RATIO = 2.0
@@ -135,36 +133,6 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def machine_header() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        "# Benchmarks\n\n"
-        "Figures are produced by the scripts in `bench/`; each script prints its table\n"
-        "and, with `--write`, replaces its own section below. Tests never assert on\n"
-        "speed; this page is where speed is recorded.\n\n"
-        f"Machine: {os.cpu_count()} cores (nproc), {cpu}, {platform.system()}, Python {platform.python_version()}.\n"
-    )
-
-
-def write_section(body: str, command: str) -> None:
-    text = DOC.read_text() if DOC.exists() else machine_header()
-    section = f"{SECTION}\n\nMeasured {time.strftime('%Y-%m-%d')} with `{command}`.\n\n{body}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="network sizes")
@@ -188,7 +156,7 @@ def main() -> None:
     print(body)
     if args.write:
         command = "python bench/bench_sim.py" + "".join(f" {a}" for a in sys.argv[1:] if a != "--write") + " --write"
-        write_section(body, command)
+        write_section(SECTION, body, command)
         print(f"\nwritten to {DOC.relative_to(REPO)}")
 
 
