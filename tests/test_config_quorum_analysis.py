@@ -71,3 +71,13 @@ def test_check_config_warns_and_strict_refuses(tmp_path: Path) -> None:
 def test_generated_localnet_configs_pass_the_analysis(tmp_path: Path) -> None:
     for path in write_localnet(tmp_path, localnet_configs(4)):
         assert quorum_warnings(path) == []
+
+
+def test_an_organisation_that_alone_can_halt_us_is_named(tmp_path: Path) -> None:
+    # 3 of 5, but acme runs three of the five: acme failing leaves 2 and halts us; no single node does.
+    text = config('threshold = 3\nvalidators = ["n0", "n1", "n2", "n3", "n4"]')
+    for i in (2, 3, 4):
+        text = text.replace(f'name = "n{i}"\n', f'name = "n{i}"\norganization = "acme"\n')
+    assert quorum_warnings(write(tmp_path, text)) == [
+        "a single organisation failing halts the local node: acme",
+    ]

@@ -276,6 +276,7 @@ class ValidatorEntry(_Section):
     public_key: str
     name: str | None = None
     address: str | None = None
+    organization: str | None = Field(default=None, min_length=1, max_length=64)
 
     @field_validator("public_key")
     @classmethod
@@ -400,6 +401,7 @@ class KnownValidator:
     node_id: NodeID
     name: str | None = None
     address: PeerAddress | None = None
+    organization: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,11 +506,13 @@ def quorum_intersection_warnings(cfg: NodeConfig) -> list[ConfigWarning]:
     validator in it uses the same set (the usual symmetric deployment;
     ``scpd quorum analyze`` checks a whole network with everyone's real
     sets). It warns when two disjoint quorums exist, when the node is in no
-    quorum, and when a single node failing halts this one. Warnings are
+    quorum, and when a single node, or a single organisation (the
+    ``organization`` of ``[[validators]]`` entries), failing halts this one. Warnings are
     printed by ``check-config`` and logged by the daemon at start;
     ``--strict`` refuses the configuration.
     """
-    report = check_local_quorum(cfg.node_id, cfg.quorum_set, {}, unknown_like_local=True)
+    orgs = {v.node_id: v.organization for v in cfg.validators if v.organization is not None}
+    report = check_local_quorum(cfg.node_id, cfg.quorum_set, {}, orgs=orgs, unknown_like_local=True)
     return [ConfigWarning("quorum_set", problem) for problem in report.problems(cfg.label)]
 
 
@@ -807,7 +811,7 @@ class _Resolver:
                     )
                 by_name[entry.name] = i
             address = None if entry.address is None else parse_address(entry.address)
-            out.append(KnownValidator(node, entry.name, address))
+            out.append(KnownValidator(node, entry.name, address, entry.organization))
         names = {v.node_id: v.name for v in out if v.name is not None}
         return tuple(out), names
 
