@@ -330,6 +330,19 @@ HEADER = (
 )
 
 
+# The same script (--quick) on the code before the throughput work (commit 6eff7d9), for the record:
+# it is not re-measured by a run.
+BEFORE = (
+    "Before the throughput work (commit 6eff7d9: one `TRANSACTION` message per transaction, per-transaction "
+    "queue and metrics work, the next slot due a full interval after the previous ledger), the same script "
+    "with `--quick` (10 s of load, 6,000 tx/s offered): at 1 s slots 0 tx/s included within the load window "
+    "and 719 tx/s counting the drain, 44,000 of 60,000 acknowledged transactions still not in a ledger 30 s "
+    "later (peers dropped each other for full send queues), 1.0 node CPU s per 1,000 transactions; at 5 s "
+    "slots none included at all. After, the same quick run: 5,528 and 6,045 tx/s at 1 s (p50 1.0 s, "
+    "0.028 CPU s per 1,000), 2,980 and 5,146 tx/s at 5 s (a 10 s window holds two 5 s slots)."
+)
+
+
 def _row(f: Figures) -> str:
     return (
         f"| {f.slot_interval:g} s | {f.duration:.0f} | {f.rate:,.0f} | {f.submitted_per_s:,.0f} "
@@ -360,10 +373,16 @@ def main() -> int:
         for e in f.first_errors:
             print(f"  error: {e}")
     target = 5000.0
-    met = all(f.included_per_s_window >= target for f in rows) and duration >= 60
-    verdict = f"Target (at least {target:,.0f} tx/s included, sustained for a minute): " + (
-        "met." if met else ("not met." if duration >= 60 else "not judged (load shorter than a minute).")
-    )
+    if duration < 60:
+        verdict = f"Target (at least {target:,.0f} tx/s included, sustained for a minute): not judged (load shorter)."
+    else:
+        parts = [
+            f"{'met' if f.included_per_s_window >= target else 'not met'} at {f.slot_interval:g} s slots "
+            f"({f.included_per_s_window:,.0f} tx/s in the load window, "
+            f"{f.included_per_s_total:,.0f} counting the drain)"
+            for f in rows
+        ]
+        verdict = f"Target (at least {target:,.0f} tx/s included, sustained for a minute): " + "; ".join(parts) + "."
     print(verdict)
     if args.write:
         cmd = "python bench/bench_tx_throughput.py " + " ".join(sys.argv[1:])
@@ -379,7 +398,13 @@ def main() -> int:
             + f"), `max_tx_set_size` = that many {TX_SIZE}-byte transactions, `overlay.max_message_size = "
             f"{MAX_MESSAGE_SIZE}` (a full tx set must fit one frame). Node CPU is user+system seconds "
             "of each validator process (all threads) from the start of the load to the end of the drain, "
-            "per 1,000 transactions included.\n\n" + "\n".join(table) + "\n\n" + verdict
+            "per 1,000 transactions included. Figures move with other load on the machine: a slot that runs "
+            "long makes the next set larger, so a busy machine shows lower throughput and longer latency.\n\n"
+            + "\n".join(table)
+            + "\n\n"
+            + verdict
+            + "\n\n"
+            + BEFORE
         )
         write_section("Transaction throughput (bench/bench_tx_throughput.py)", body, cmd)
     return 0
