@@ -124,14 +124,17 @@ def test_each_node_has_its_own_registry() -> None:
 
 def test_slot_histograms_read_rounds_and_counter_from_the_core_snapshot() -> None:
     m = Metrics(process=False)
-    m.slot_externalized(7, 1.5, {"nomination": {"round": 3}, "ballot": {"b": [2, "value"]}})
+    m.slot_externalized(7, 1.5, {"nomination": {"round": 3}, "ballot": {"b": [2, "value"], "c": [2, "value"]}})
     m.slot_externalized(8, None, None)
+    # Decided through others' EXTERNALIZE: b is "infinite", the committed counter is what counts.
+    m.slot_externalized(9, None, {"ballot": {"b": [0xFFFFFFFF, "value"], "c": [1, "value"]}})
     r = m.registry
-    assert r.get_sample_value("scpd_ledger_latest_slot") == 8
-    assert r.get_sample_value("scpd_slots_externalized_total") == 2
+    assert r.get_sample_value("scpd_ledger_latest_slot") == 9
+    assert r.get_sample_value("scpd_slots_externalized_total") == 3
     assert r.get_sample_value("scpd_slot_nomination_to_externalize_seconds_count") == 1
     assert r.get_sample_value("scpd_slot_nomination_rounds_sum") == 3
-    assert r.get_sample_value("scpd_slot_ballot_counter_sum") == 2
+    assert r.get_sample_value("scpd_slot_ballot_counter_sum") == 3
+    assert r.get_sample_value("scpd_slot_ballot_counter_count") == 2
 
 
 def test_transaction_outcomes_are_counted_by_source_and_reason(tmp_path: Path) -> None:

@@ -57,6 +57,7 @@ from prometheus_client.registry import Collector
 
 from scpd.base.quorum import all_validators
 from scpd.base.types import NodeID, SCPConfirm, SCPEnvelope, SCPExternalize, SCPNomination, SCPPrepare
+from scpd.scp.ballot import INFINITE
 
 if TYPE_CHECKING:
     from scpd.node.herder import Herder
@@ -211,9 +212,11 @@ class Metrics:
         if isinstance(nomination, Mapping) and isinstance(nomination.get("round"), int) and nomination["round"] > 0:
             self.nomination_rounds.observe(nomination["round"])
         ballot = snapshot.get("ballot")
-        b = ballot.get("b") if isinstance(ballot, Mapping) else None
-        if isinstance(b, list) and b and isinstance(b[0], int):
-            self.ballot_counter.observe(b[0])
+        # The counter of the committed ballot; b itself may be the "infinite"
+        # counter of a slot decided through other nodes' EXTERNALIZE statements.
+        c = ballot.get("c") if isinstance(ballot, Mapping) else None
+        if isinstance(c, list) and c and isinstance(c[0], int) and 0 < c[0] < INFINITE:
+            self.ballot_counter.observe(c[0])
 
     def watch(self, herder: Herder, overlay: Overlay, *, stale_after: float) -> None:
         """Report the state of ``herder`` and ``overlay`` at every scrape."""
