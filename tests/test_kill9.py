@@ -93,6 +93,7 @@ def test_random_kill9_restarts_keep_ledgers_identical_and_statements_consistent(
         gateway, victims = net.nodes[0], net.nodes[1:]
         net.wait_slot(2, timeout=60)
         acknowledged: set[bytes] = set()
+        acknowledged_by_victims: set[bytes] = set()
         start_slot = gateway.last_slot
         kills = 0
         # At least KILLS kills, and keep killing until they span at least 20 slots (bounded).
@@ -106,6 +107,13 @@ def test_random_kill9_restarts_keep_ledgers_identical_and_statements_consistent(
             # Never two down at once (3 of 4 must stay up): the last victim first closes a slot again.
             behind = [n for n in victims if n.last_slot < gateway.last_slot - 1]
             net.wait_slot(gateway.last_slot, behind, timeout=60)
+            if victim.started:
+                # Acknowledged by the very node about to die: they must survive its crash.
+                doomed = [rng.randbytes(250) for _ in range(rng.randrange(1, 10))]
+                for tx, result in zip(doomed, _submit(victim.http_url, doomed), strict=True):
+                    if result["status"] == "queued":
+                        acknowledged.add(tx_id(tx))
+                        acknowledged_by_victims.add(tx_id(tx))
             # A random moment: anywhere from mid-startup to well into a slot's ballot phase.
             time.sleep(rng.uniform(0.05, 1.5))
             victim.kill()
@@ -133,7 +141,7 @@ def test_random_kill9_restarts_keep_ledgers_identical_and_statements_consistent(
             for i in record.tx_set.tx_ids:
                 counts[i] = counts.get(i, 0) + 1
     assert all(counts.get(i) == 1 for i in acknowledged), "an acknowledged transaction is missing or repeated"
-    assert len(acknowledged) > 100
+    assert len(acknowledged) > 100 and len(acknowledged_by_victims) > 20
 
     for node in net.nodes:
         received = EnvelopeLog.read(node.data_dir / RECEIVED_ENVELOPES_FILE)

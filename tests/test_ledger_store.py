@@ -519,3 +519,40 @@ def test_sigkill_mid_write_leaves_whole_entries_only(tmp_path: Path) -> None:
                 assert len(record.tx_set.txs) == 50
             # An own envelope may be ahead of the chain by the one slot in flight, never more.
             assert max(by_slot) <= tip.slot + 1
+
+
+# -- acknowledged transactions ----------------------------------------------------
+
+
+def test_pending_transactions_survive_reopen_until_a_ledger_carries_them(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    with LedgerStore.open(path) as s:
+        s.save_pending_txs([b"first", b"second", b"third"])
+        s.save_pending_txs([b"second"])  # saved twice, kept once
+    with LedgerStore.open(path, create=False) as s:
+        assert s.load_pending_txs() == [b"first", b"second", b"third"]
+        append_next(s, [b"second", b"other"])
+        assert s.load_pending_txs() == [b"first", b"third"]
+
+
+def test_a_pending_transaction_saved_after_its_ledger_is_dropped_on_load(store: LedgerStore) -> None:
+    append_next(store, [b"raced"])
+    store.save_pending_txs([b"raced", b"waiting"])
+    assert store.load_pending_txs() == [b"waiting"]
+    assert store.load_pending_txs() == [b"waiting"]
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    build_chain(path, 2)
+    with sqlite3.connect(path) as conn:  # what the first released schema looked like
+        conn.execute("DROP TABLE pending_txs")
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with LedgerStore.open(path, create=False) as s:
+        assert s.verify_chain() is None and s.tip().slot == 2
+        s.save_pending_txs([b"after the upgrade"])
+        assert s.load_pending_txs() == [b"after the upgrade"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == ledger_mod.SCHEMA_VERSION
+    conn.close()

@@ -240,6 +240,8 @@ class Herder(Driver):
                 self._externalized[env.statement.slot_index] = pledges.commit.value
         if self._externalized:
             self._loop.call_soon(self._apply_externalized)
+        # Transactions acknowledged before a crash or restart are queued again.
+        self.txqueue.add_many(self.store.load_pending_txs())
         self._ticker = asyncio.create_task(self._tick_loop(), name="herder-tick")
         self._loop.call_soon(self._nominate_current)
 
@@ -601,6 +603,19 @@ class Herder(Driver):
         refused = Counter(r.refusal for r in results if r.refusal is not None)
         self._count_transactions(source, len(results), len(queued), refused)
         self._to_flood(origin, queued)
+        return results
+
+    async def accept_transactions(self, txs: Sequence[bytes]) -> list[AddResult]:
+        """Queue a client's transactions; the queued ones are durable before this returns.
+
+        The caller acknowledges "queued" only after this, so a crash cannot
+        lose an acknowledged transaction: it is queued again on start until a
+        ledger carries it. Raises ``LedgerError`` if the store cannot keep them.
+        """
+        results = self.submit_transactions(txs)
+        queued = [tx for tx, r in zip(txs, results, strict=True) if r.outcome is Outcome.QUEUED]
+        if queued:
+            await asyncio.to_thread(self.store.save_pending_txs, queued)
         return results
 
     def _receive_transactions(self, peer: Peer, txs: Sequence[bytes]) -> None:

@@ -58,7 +58,15 @@ from typing import Self, TypeVar
 from scpd.base.quorum import quorum_set_hash
 from scpd.base.types import SCPEnvelope, SCPExternalize, SCPNomination, SCPQuorumSet
 from scpd.errors import LedgerError, XdrError
-from scpd.node.values import GENESIS_CLOSE_TIME, GENESIS_HASH, ConsensusValue, LedgerEntry, TxSet, ledger_hash
+from scpd.node.values import (
+    GENESIS_CLOSE_TIME,
+    GENESIS_HASH,
+    ConsensusValue,
+    LedgerEntry,
+    TxSet,
+    ledger_hash,
+    tx_id,
+)
 
 __all__ = [
     "APPLICATION_ID",
@@ -77,7 +85,7 @@ __all__ = [
 
 DB_FILENAME = "ledger.db"
 APPLICATION_ID = 0x53435044  # "SCPD": marks the file as ours.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_PEERS = 1000
 
 WriteObserver = Callable[[str, float], None]
@@ -141,7 +149,18 @@ CREATE TABLE peers (
     failures INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 """
-_TABLES = frozenset({"ledgers", "proofs", "txs", "own_envelopes", "tx_sets", "quorum_sets", "peers"})
+# Acknowledged transactions until a ledger carries them (schema version 2).
+_PENDING_TXS = """
+CREATE TABLE pending_txs (
+    seq INTEGER PRIMARY KEY,
+    tx_id BLOB NOT NULL UNIQUE,
+    tx BLOB NOT NULL
+);
+"""
+_SCHEMA += _PENDING_TXS
+# Schema upgrades, by the version they start from.
+_MIGRATIONS = {1: _PENDING_TXS}
+_TABLES = frozenset({"ledgers", "proofs", "txs", "own_envelopes", "tx_sets", "quorum_sets", "peers", "pending_txs"})
 
 
 class ChainError(LedgerError):
@@ -451,11 +470,35 @@ class LedgerStore:
             conn.executemany(
                 "INSERT OR IGNORE INTO txs (tx_id, slot) VALUES (?, ?)", ((i, entry.slot) for i in tx_set.tx_ids)
             )
+            if conn.execute("SELECT EXISTS (SELECT 1 FROM pending_txs)").fetchone()[0]:
+                conn.executemany("DELETE FROM pending_txs WHERE tx_id = ?", ((i,) for i in tx_set.tx_ids))
             conn.executemany(
                 "INSERT OR IGNORE INTO proofs (slot, node_id, envelope) VALUES (?, ?, ?)",
                 ((entry.slot, node, env) for node, env in proofs),
             )
         return LedgerRecord(entry, tx_set, tip_hash, new_hash)
+
+    # -- acknowledged transactions, until a ledger carries them ---------------
+
+    def save_pending_txs(self, txs: Iterable[bytes]) -> None:
+        """Durably remember transactions we acknowledged, before saying so.
+
+        A crash then loses none of them: the node queues them again on start
+        (``load_pending_txs``), and each disappears from here in the same
+        transaction as the ledger that carries it.
+        """
+        rows = [(tx_id(tx), tx) for tx in txs]
+        if rows:
+            with self._write("pending_txs") as conn:
+                conn.executemany("INSERT OR IGNORE INTO pending_txs (tx_id, tx) VALUES (?, ?)", rows)
+
+    def load_pending_txs(self) -> list[bytes]:
+        """The acknowledged transactions no ledger carries yet, in the order they came."""
+        with self._write("pending_txs") as conn:
+            # One saved just as its ledger was written would otherwise linger.
+            conn.execute("DELETE FROM pending_txs WHERE tx_id IN (SELECT tx_id FROM txs)")
+            rows = conn.execute("SELECT tx FROM pending_txs ORDER BY seq").fetchall()
+        return [bytes(r[0]) for r in rows]
 
     def add_proofs(self, slot: int, envelopes: Iterable[SCPEnvelope]) -> int:
         """Add EXTERNALIZE envelopes that arrived after ledger ``slot`` was written; returns how many were new.
@@ -809,8 +852,12 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
             raise LedgerError(
                 f"{path}: schema version {version} is newer than this scpd supports ({SCHEMA_VERSION}); upgrade scpd"
             )
-        if version < SCHEMA_VERSION:
-            raise LedgerError(f"{path}: schema version {version} is not one this scpd can read")
+        while version < SCHEMA_VERSION:
+            migration = _MIGRATIONS.get(version)
+            if migration is None:
+                raise LedgerError(f"{path}: schema version {version} is not one this scpd can read")
+            conn.executescript(f"BEGIN IMMEDIATE; {migration} PRAGMA user_version = {version + 1}; COMMIT;")
+            version += 1
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise LedgerError(f"{path}: cannot switch to WAL mode (got {mode})")

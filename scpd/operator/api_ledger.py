@@ -27,6 +27,7 @@ import binascii
 
 from aiohttp import web
 
+from scpd.errors import LedgerError
 from scpd.node.ledger import LedgerRecord, LedgerStore
 from scpd.node.txqueue import AddResult, Outcome, Refusal
 from scpd.operator.http_api import CONTEXT_KEY, NodeContext
@@ -87,7 +88,10 @@ async def post_tx(request: web.Request) -> web.Response:
             body = base64.b64decode(body.strip(), validate=True)
         except (binascii.Error, ValueError):
             return _error(400, "bad-base64", "the body is not valid base64")
-    result = ctx.herder.submit_transaction(body)
+    try:
+        [result] = await ctx.herder.accept_transactions([body])
+    except LedgerError as exc:
+        return _error(503, "storage", f"the transaction could not be stored: {exc}")
     return web.json_response(_result_json(result), status=_status_of(result))
 
 
@@ -103,7 +107,10 @@ async def post_txs(request: web.Request) -> web.Response:
         txs = [base64.b64decode(line.strip(), validate=True) for line in lines]
     except (binascii.Error, ValueError):
         return _error(400, "bad-base64", "a line is not valid base64")
-    results = [_result_json(r) for r in ctx.herder.submit_transactions(txs)]
+    try:
+        results = [_result_json(r) for r in await ctx.herder.accept_transactions(txs)]
+    except LedgerError as exc:
+        return _error(503, "storage", f"the transactions could not be stored: {exc}")
     return web.json_response({"results": results})
 
 
