@@ -8,9 +8,10 @@ own section. Run: .venv/bin/python bench/bench_analysis.py [--write]
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
+
+from benchdoc import write_section
 
 from scpd.analysis.blocking import minimal_hitting_sets
 from scpd.analysis.engine import Engine
@@ -18,9 +19,8 @@ from scpd.analysis.fbas import load_fbas
 from scpd.analysis.quorums import disjoint_quorums, minimal_quorums
 from scpd.analysis.splitting import minimal_splitting_sets
 
-DATA = Path("/work/shared/testdata/fbas")
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-SECTION = "## Quorum analysis"
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata" / "fbas"
+SECTION = "Quorum analysis"
 
 
 def bench(path: Path) -> dict[str, float | int | str]:
@@ -66,23 +66,6 @@ def table(rows: list[dict[str, float | int | str]]) -> str:
     return "\n".join(out)
 
 
-def write(text: str) -> None:
-    machine = f"{platform.node()}, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
-    header = f"# Benchmarks\n\nMachine: {machine}.\n"
-    doc = DOC.read_text() if DOC.exists() else header
-    section = (
-        f"{SECTION}\n\n`.venv/bin/python bench/bench_analysis.py --write` (one core, wall-clock seconds)\n\n{text}\n"
-    )
-    if SECTION in doc:
-        start = doc.index(SECTION)
-        nxt = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + section + ("\n" + doc[nxt + 1 :] if nxt >= 0 else "")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + section
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(doc)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="record the figures in docs/benchmarks.md")
@@ -94,7 +77,7 @@ def main() -> None:
     text = table(rows)
     print(text)
     if args.write:
-        write(text)
+        write_section(SECTION, "One core, wall-clock seconds.\n\n" + text, "python bench/bench_analysis.py --write")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from testdata import FBAS
 
 from scpd.analysis.engine import Engine
 from scpd.analysis.fbas import Fbas, QSet, load_fbas, load_organizations
@@ -16,10 +17,17 @@ from scpd.analysis.report import analyze, merge_by_org, merge_nodes
 from scpd.base.quorum import is_quorum_slice
 from scpd.base.types import PublicKey, SCPQuorumSet
 
-DATA = Path("/work/shared/testdata/fbas")
+DATA = FBAS
 NETWORKS = sorted(p for p in DATA.glob("*.json") if "organizations" not in p.name)
 SNAPSHOT = DATA / "stellarbeat_nodes_2019-09-17.json"
 ORGS = DATA / "stellarbeat_organizations_2019-09-17.json"
+
+
+def test_every_shared_network_file_is_found() -> None:
+    # The parametrised tests below run once per file: none must vanish silently.
+    assert len(NETWORKS) == 5 and SNAPSHOT in NETWORKS and ORGS.exists()
+
+
 # Known figures from fbas_analyzer for the 2019-09-17 snapshot (its test suite).
 SNAPSHOT_TOP_TIER = {1, 4, 8, 23, 29, 36, 37, 43, 44, 52, 56, 69, 86, 105, 167, 168, 171}
 
