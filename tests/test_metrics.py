@@ -41,7 +41,15 @@ def test_values_move_as_slots_externalize_on_a_running_node(tmp_path: Path) -> N
         net.wait_slot(2, [node])
         first = scrape(url)
         net.wait_slot(int(value(first, "scpd_ledger_latest_slot")) + 3, [node])
-        second = scrape(url)
+        scrapes = [scrape(url)]
+
+        def settled() -> bool:
+            # Peers and members move through slots on their own: wait for a scrape where all agree.
+            scrapes.append(scrape(url))
+            return value(scrapes[-1], "scpd_quorum_members", state="agree") == 4
+
+        wait_for(settled, 30, "a scrape with every quorum member agreeing")
+        second = scrapes[-1]
 
         closed_before = value(first, "scpd_ledger_latest_slot")
         assert value(second, "scpd_ledger_latest_slot") >= closed_before + 3
