@@ -97,10 +97,16 @@ def test_a_node_is_joining_then_synced_then_stuck_when_its_quorum_goes(tmp_path:
         n4.kill()
         wait_for(lambda: get(port, "/info")[1]["state"] == "stuck", 60, "node1 stuck", interval=0.5)
         assert get(port, "/readyz") == (503, {"ready": False, "state": "stuck"})
-        status, quorum = get(port, "/quorum")
-        states = {m["name"]: m["state"] for m in quorum["quorum_set"]["validators"]}
-        assert states["node3"] == states["node4"] == "missing"
-        assert quorum["summary"]["v_blocked"] is True
+
+        def both_missing() -> bool:
+            # A member turns "missing" once silent for longer than the staleness bound.
+            answers.append(get(port, "/quorum"))
+            states = {m["name"]: m["state"] for m in answers[-1][1]["quorum_set"]["validators"]}
+            return states["node3"] == states["node4"] == "missing"
+
+        wait_for(both_missing, 60, "node3 and node4 reported missing", interval=0.5)
+        status, quorum = answers[-1]
+        assert quorum["state"] == "stuck" and quorum["summary"]["v_blocked"] is True
     finally:
         net.__exit__(None, None, None)
 
