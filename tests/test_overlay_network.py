@@ -567,7 +567,10 @@ def small_qset(*nodes: Keypair) -> SCPQuorumSet:
 async def test_quorum_set_is_fetched_from_the_peer_that_has_it(make_overlay: Factory) -> None:
     qset = small_qset(Keypair.random(), Keypair.random())
     a, _ = await make_overlay()
-    b, _ = await make_overlay(handler=Recorder(quorum_sets={quorum_set_hash(qset): qset}))
+    # A validator of b's quorum set: its requests are answered from a budget that refills with time.
+    b, _ = await make_overlay(
+        handler=Recorder(quorum_sets={quorum_set_hash(qset): qset}), preferred_nodes=frozenset({a.node_id})
+    )
     await connect_pair(a, b)
     peer = a.peer(b.node_id)
     assert peer is not None
