@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from netutil import Network, wait_for
 
 from scpd.operator.config import load_config
 from scpd.operator.http_api import NodeContext, build_app
-from netutil import Network, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
