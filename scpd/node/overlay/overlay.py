@@ -85,7 +85,7 @@ from scpd.node.overlay.messages import (
 from scpd.node.overlay.peer import ANSWERING, Peer, PeerSettings
 from scpd.node.overlay.requests import PendingRequests
 
-__all__ = ["Handler", "Overlay", "OverlayConfig", "OverlayStats", "Verdict"]
+__all__ = ["LIMIT_COUNTERS", "Handler", "Overlay", "OverlayConfig", "OverlayStats", "Verdict"]
 
 log = structlog.get_logger(__name__)
 
@@ -176,6 +176,18 @@ class OverlayStats:
     messages_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+
+
+# The ``OverlayStats`` fields that count what a resource limit refused (metric labels).
+LIMIT_COUNTERS = (
+    "handshakes_evicted",
+    "inbound_refused",
+    "peers_evicted",
+    "new_keys_refused",
+    "requests_throttled",
+    "answers_refused",
+    "unrequested_answers",
+)
 
 
 @dataclass(slots=True)
