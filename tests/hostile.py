@@ -42,11 +42,11 @@ from typing import Protocol
 from scpd.base.keys import Keypair, network_id, sign_statement
 from scpd.base.types import NodeID, Pledges, SCPStatement
 from scpd.errors import OverlayError, XdrError
-from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, encode_frame
+from scpd.node.overlay.framing import encode_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError
 from scpd.node.overlay.messages import (
+    MAX_OPAQUE,
     Auth,
-    ErrorMessage,
     Hello,
     OverlayMessage,
     ScpMessage,
@@ -106,6 +106,7 @@ class HostilePeer:
         self.bytes_in = 0
         self.closed_by_remote = False
         self._buffer = bytearray()
+        self.max_frame = MAX_OPAQUE  # what we send is not bound by any limit of the node
 
     # ----- connecting -----------------------------------------------------
 
@@ -187,7 +188,7 @@ class HostilePeer:
     def sealed(self, message: OverlayMessage) -> bytes:
         """One framed, sequenced and MACed message (uses the next sequence number)."""
         assert self.session is not None, "handshake first"
-        return encode_frame(self.session.seal(message), DEFAULT_MAX_FRAME)
+        return encode_frame(self.session.seal(message), self.max_frame)
 
     def send(self, message: OverlayMessage) -> int:
         """Send one authenticated message; returns the bytes written."""
@@ -242,7 +243,7 @@ class HostilePeer:
             if message is None:
                 continue
             got.append(message)
-            if done(message) or isinstance(message, ErrorMessage):
+            if done(message):
                 break
         return got
 
@@ -264,7 +265,7 @@ class HostilePeer:
     def _read_frame(self, timeout: float | None = None) -> bytes:
         header = self._read_exactly(_LENGTH.size, timeout)
         (length,) = _LENGTH.unpack(header)
-        if not 0 < length <= DEFAULT_MAX_FRAME:
+        if not 0 < length <= self.max_frame:
             raise OverlayError(f"node sent a frame of {length} bytes")
         return self._read_exactly(length, timeout)
 

@@ -135,6 +135,7 @@ class OverlayConfig:
     flood_memory: int = DEFAULT_FLOOD_MEMORY
     max_known_addresses: int = 1000
     max_pending_requests: int = 1024
+    max_requests_per_peer: int = 64
     maintenance_interval: float = 1.0
     share_peers: bool = True
     backoff: Backoff = field(default_factory=Backoff)
@@ -225,8 +226,9 @@ class Overlay:
         self._trusted_answers = BudgetSettings(config.answer_rate, config.answer_burst, config.answer_ratio)
         self._stranger_answers = BudgetSettings(0.0, config.answer_burst, config.answer_ratio)
         self._scores: OrderedDict[NodeID, int] = OrderedDict()
-        self._qsets: PendingRequests[SCPQuorumSet] = PendingRequests(config.max_pending_requests)
-        self._txsets: PendingRequests[bytes] = PendingRequests(config.max_pending_requests)
+        limit, per_peer = config.max_pending_requests, config.max_requests_per_peer
+        self._qsets: PendingRequests[SCPQuorumSet] = PendingRequests(limit, per_peer)
+        self._txsets: PendingRequests[bytes] = PendingRequests(limit, per_peer)
         self._preferred: set[PeerAddress] = set(config.peers)
         self._known: OrderedDict[PeerAddress, None] = OrderedDict((a, None) for a in config.peers)
         self._dial: dict[PeerAddress, _DialState] = {}
@@ -613,10 +615,12 @@ class Overlay:
         self._bans.ban(node, duration)
         if address is not None:
             self._bans.ban(address, duration)
-            self._churn.note_ban(address.host, node, duration)
+        peer = self._peers.get(node)
+        host = peer.host if peer is not None else address.host if address is not None else ""
+        if host:
+            self._churn.note_ban(host, node, duration)
         self._scores.pop(node, None)
         self.stats.bans += 1
-        peer = self._peers.get(node)
         if peer is not None:
             self.stats.misbehaviour_disconnects += 1
             peer.close("banned for misbehaviour", error=ErrorMessage(ErrorCode.BANNED, "banned for misbehaviour"))

@@ -104,6 +104,8 @@ class Peer:
         self.node_id: NodeID = hello.node_id
         self.outbound = outbound
         self.address = address
+        peername = writer.get_extra_info("peername")
+        self.host = str(peername[0]) if peername else ""  # even when the peer does not listen
         self.settings = settings
         self._session = session
         self._reader = reader
