@@ -30,6 +30,7 @@ kernel's default megabytes.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
 import time
@@ -49,6 +50,8 @@ from scpd.node.overlay.messages import (
     Auth,
     Hello,
     OverlayMessage,
+    Ping,
+    Pong,
     ScpMessage,
     decode_message,
     encode_message,
@@ -246,6 +249,13 @@ class HostilePeer:
             if done(message):
                 break
         return got
+
+    def sync(self, timeout: float = 10.0) -> bool:
+        """PING and read until the PONG: the node has handled everything sent before (it reads in order)."""
+        nonce = int.from_bytes(os.urandom(8), "big")
+        self.send(Ping(nonce))
+        got = self.read_until(lambda m: isinstance(m, Pong) and m.nonce == nonce, timeout)
+        return bool(got) and got[-1] == Pong(nonce)
 
     def wait_closed(self, timeout: float = 10.0) -> bool:
         """Read (and discard) until the node closes the connection; True if it did within ``timeout``."""

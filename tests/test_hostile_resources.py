@@ -196,16 +196,20 @@ def unrequested_quorum_sets(net: Network, count: int = 1000, validators: int = 5
 
 
 def junk_transactions(net: Network, count: int = 175_000, batch: int = 5000, clients: int = 30) -> Figures:
-    """A stranger floods ``count`` junk transactions; ``extra``: how many of ``clients`` POST /tx got a 5xx."""
+    """A stranger floods ``count`` junk transactions and keeps the queue topped up while clients post.
+
+    ``extra``: how many of ``clients`` POST /tx got a 5xx.
+    """
     target = net.nodes[0]
     before = tips(net)
     with HostilePeer.to_node(target) as peer:
         for _ in range(count // batch):
             peer.send(TransactionBatch(tuple(os.urandom(64) for _ in range(batch))))
-        # A PING answered means every batch before it was handled.
-        peer.read_for(0.5)
         refused = 0
         for _ in range(clients):
+            # Ledgers drain the queue; the attacker refills what they took before each client comes.
+            peer.send(TransactionBatch(tuple(os.urandom(64) for _ in range(batch))))
+            assert peer.sync(), "the node stopped answering the attacker's PING"
             status, _ = http(f"{target.http_url}/tx", os.urandom(100))
             refused += status >= 500
     wait_more_ledgers(net, before, 2)
