@@ -683,6 +683,7 @@ class Overlay:
         allowance = Allowance(peer, (peer.answers, self._answer_total))
         if allowance.left <= 0:
             self.stats.requests_throttled += 1
+            self._dont_have(peer, request)
             return
         token = ANSWERING.set(allowance)
         try:
@@ -692,6 +693,14 @@ class Overlay:
             allowance.close()
             self.stats.answer_bytes += allowance.spent
             self.stats.answers_refused += allowance.refused
+        if allowance.refused:
+            self._dont_have(peer, request)
+
+    @staticmethod
+    def _dont_have(peer: Peer, request: OverlayMessage) -> None:
+        """Tell an asker we will not answer, so it asks another peer now: no larger than its request."""
+        if isinstance(request, (GetTxSet, GetQuorumSet)):
+            peer.send(DontHave(MessageType(request.TYPE), request.item_hash))
 
     async def _call_handler(self, peer: Peer, message: OverlayMessage) -> Verdict:
         try:
