@@ -28,7 +28,7 @@ MIB = 1 << 20
 ATTACKS: list[tuple[str, Callable[[Network], attacks.Figures], str]] = [
     ("990 GET_TX_SET for a 0.8 MB set, not reading", attacks.get_tx_set_flood, ""),
     ("30 unrequested 4 MiB TX_SET", attacks.unrequested_tx_sets, "RSS still held after: +{:.0f} MiB"),
-    ("1000 unrequested quorum sets", attacks.unrequested_quorum_sets, "ledger.db growth: {:.0f} bytes"),
+    ("1000 unrequested quorum sets", attacks.unrequested_quorum_sets, "quorum sets stored: {:.0f}"),
     ("175,000 junk transactions", attacks.junk_transactions, "client POST /tx with 5xx: {:.0f} of 30"),
     ("500 silent TCP + 8 strangers, node2 restarts", attacks.silent_connections, "node2 back after {:.1f} s"),
     ("banned stranger returns under 5 fresh keys", attacks.fresh_keys_after_ban, "fresh keys admitted: {:.0f}"),
