@@ -278,14 +278,6 @@ class OverlaySection(_Section):
     def _host(cls, value: str) -> str:
         return validate_host(value)
 
-    @model_validator(mode="after")
-    def _room_for_one_message(self) -> OverlaySection:
-        # A queue or an answer budget smaller than one message could never send it.
-        for key in ("send_queue_bytes", "answer_burst", "answer_total_burst"):
-            if getattr(self, key) < self.max_message_size + 64:
-                raise ValueError(f"{key} must exceed max_message_size ({self.max_message_size}) by 64 bytes")
-        return self
-
 
 class ValidatorEntry(_Section):
     """One ``[[validators]]`` entry: a validator this node knows about."""
