@@ -60,6 +60,15 @@ def main() -> None:
     for name, attack, extra in ATTACKS:
         rows.append(run(name, attack, extra))
         print(rows[-1], flush=True)
+    rows += ["", "| request (1000 from one stranger) | answer bytes / request bytes |", "|---|---|"]
+    try:
+        with tempfile.TemporaryDirectory() as tmp, Network(Path(tmp), 4) as net:
+            net.wait_slot(2)
+            for request, ratio in attacks.every_request_type(net).items():
+                rows.append(f"| {request} | {ratio:.2f} |")
+                print(rows[-1], flush=True)
+    except AssertionError as exc:
+        rows.append(f"| (failed) | {str(exc).splitlines()[0][:100]} |")
     table = "\n".join(rows)
     print(table)
     if args.write:

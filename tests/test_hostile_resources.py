@@ -36,9 +36,19 @@ from netutil import Network, Node, wait_for
 
 from scpd.base.keys import Keypair
 from scpd.base.types import SCPQuorumSet
+from scpd.node.catchup import LEDGERS_TYPE, GetLedgers
 from scpd.node.overlay.framing import encode_frame
 from scpd.node.overlay.handshake import HandshakeError
-from scpd.node.overlay.messages import GetTxSet, MessageType, QuorumSetMessage, TransactionBatch, TxSetMessage
+from scpd.node.overlay.messages import (
+    GetQuorumSet,
+    GetScpState,
+    GetTxSet,
+    MessageType,
+    OverlayMessage,
+    QuorumSetMessage,
+    TransactionBatch,
+    TxSetMessage,
+)
 from scpd.node.values import TxSet
 
 pytestmark = pytest.mark.timeout(240)
@@ -164,6 +174,31 @@ def get_tx_set_flood(net: Network, requests: int = 990) -> Figures:
     return Figures(rss_before, rss.peak, peer.bytes_out, answers, ledgers_since(net, before))
 
 
+def every_request_type(net: Network, requests: int = 1000) -> dict[str, float]:
+    """A stranger sends ``requests`` of each request type and reads; answer bytes / request bytes, per type.
+
+    SCP state is answered with SCP messages, which the node also relays to
+    every peer meanwhile: that figure counts both, so it is an upper bound.
+    """
+    tx_set_hash = big_tx_set(net, count=200)
+    qset_hash = bytes(32)  # an unknown one: the answer, if any, is DONT_HAVE
+    asks: dict[str, tuple[OverlayMessage, tuple[int, ...]]] = {
+        "GET_TX_SET": (GetTxSet(tx_set_hash), (MessageType.TX_SET, MessageType.DONT_HAVE)),
+        "GET_SCP_QUORUMSET": (GetQuorumSet(qset_hash), (MessageType.SCP_QUORUMSET, MessageType.DONT_HAVE)),
+        "GET_SCP_STATE": (GetScpState(0), (MessageType.SCP_MESSAGE,)),
+        "GET_LEDGERS": (GetLedgers(0, 64), (LEDGERS_TYPE,)),
+    }
+    figures = {}
+    for name, (request, answers) in asks.items():
+        with HostilePeer.to_node(net.nodes[0]) as peer:
+            peer.sync()
+            peer.bytes_in_by_type.clear()
+            sent = peer.send_many(request for _ in range(requests))
+            assert peer.sync(30), f"the node stopped answering the attacker's PING after {name}"
+            figures[name] = sum(peer.bytes_in_by_type[t] for t in answers) / sent
+    return figures
+
+
 def unrequested_tx_sets(net: Network, count: int = 30, size: int = 4 * MIB - 4096) -> Figures:
     """A stranger pushes ``count`` valid tx sets of ``size`` bytes nobody asked for; ``extra``: RSS still held."""
     target = net.nodes[0]
@@ -287,6 +322,13 @@ def test_get_tx_set_flood_without_reading_costs_little_memory_and_no_amplificati
     assert f.amplification < 2, f"bytes out / bytes in = {f.amplification:.1f}"
     assert f.rss_growth_mib < 64, f"RSS grew {f.rss_growth_mib:.0f} MiB"
     assert f.ledgers_during >= 3
+
+
+def test_no_request_type_is_answered_with_more_than_twice_its_bytes(net: Network) -> None:
+    before = tips(net)
+    figures = every_request_type(net)
+    assert all(ratio < 2 for ratio in figures.values()), figures
+    wait_more_ledgers(net, before, 2)
 
 
 def test_unrequested_tx_sets_are_not_kept(net: Network) -> None:
