@@ -25,7 +25,7 @@ from scpd.base import quorum
 from scpd.base.keys import Keypair
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.errors import ConfigError
-from scpd.operator.config import load_config, quorum_safety_problems, smallest_blocking_set
+from scpd.operator.config import load_config, quorum_safety_problems
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = [Keypair(bytes([i + 1]) * 32) for i in range(10)]
@@ -160,9 +160,9 @@ def brute_force_blocking(qset: SCPQuorumSet) -> int:
 
 @settings(max_examples=200, deadline=None)
 @given(qset=quorum_sets())
-def test_smallest_blocking_set_blocks_and_none_smaller_does(qset: SCPQuorumSet) -> None:
-    blocking = smallest_blocking_set(qset)
-    assert quorum.is_v_blocking(qset, blocking)
+def test_closest_v_blocking_set_blocks_and_none_smaller_does(qset: SCPQuorumSet) -> None:
+    blocking = quorum.closest_v_blocking(qset, quorum.all_validators(qset))
+    assert blocking is not None and quorum.is_v_blocking(qset, blocking)
     assert len(blocking) == brute_force_blocking(qset)
     problems = quorum_safety_problems(qset)
     n = len(qset.validators) + len(qset.inner_sets)

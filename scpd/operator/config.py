@@ -1072,8 +1072,8 @@ def quorum_safety_problems(qset: SCPQuorumSet, label: typing.Callable[[NodeID], 
             "(tolerating one takes at least 4, as 3f + 1)"
         )
     else:
-        blocking = smallest_blocking_set(qset)
-        if len(blocking) <= f:
+        blocking = quorum.closest_v_blocking(qset, quorum.all_validators(qset))
+        if blocking is not None and len(blocking) <= f:
             names = ", ".join(label(v) for v in sorted(blocking))
             problems.append(
                 f"quorum_set: {len(blocking)} failure(s) ({names}) halt this node, "
@@ -1088,14 +1088,6 @@ def quorum_safety_problems(qset: SCPQuorumSet, label: typing.Callable[[NodeID], 
         if v.name == "threshold-not-majority" and v.path != "quorum_set":
             problems.append(f"{v.path}.threshold: {v.message}")
     return problems
-
-
-def smallest_blocking_set(qset: SCPQuorumSet) -> frozenset[NodeID]:
-    """The fewest validators whose failure leaves ``qset`` no slice (stellar-core's closest v-blocking set)."""
-    options = [frozenset({v}) for v in qset.validators] + [smallest_blocking_set(i) for i in qset.inner_sets]
-    options.sort(key=lambda s: (len(s), sorted(s)))
-    need = len(options) - qset.threshold + 1
-    return frozenset().union(*options[:need])
 
 
 # -- presentation -------------------------------------------------------------
