@@ -18,10 +18,11 @@ from typing import TypeVar
 import structlog
 from aiohttp import web
 
-from scpd.errors import ScpdError
+from scpd.errors import LedgerError, ScpdError
 from scpd.node.catchup import CatchupSettings
+from scpd.node.datadir import DataDirLock
 from scpd.node.herder import ExternalizedSlot, Herder, HerderSettings
-from scpd.node.ledger import LedgerStore
+from scpd.node.ledger import START_CHECK_LEDGERS, LedgerStore
 from scpd.node.metrics import Metrics, stale_after
 from scpd.node.overlay.backoff import Backoff
 from scpd.node.overlay.messages import PeerAddress
@@ -111,8 +112,27 @@ async def _listening(what: str, address: ConfigAddress, start: Awaitable[_T]) ->
 
 async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], None] | None = None) -> int:
     """Run one node until SIGTERM/SIGINT; returns the process exit code."""
-    metrics = Metrics()
+    with DataDirLock.acquire(cfg.data_dir):
+        return await _run_locked(cfg, on_started)
+
+
+def _open_checked(cfg: NodeConfig, metrics: Metrics) -> LedgerStore:
+    """Open the ledger and re-walk its latest ledgers; an edited or damaged chain stops the node here."""
     store = LedgerStore.open_data_dir(cfg.data_dir, write_observer=metrics.observe_write)
+    try:
+        found = store.verify_chain(last=START_CHECK_LEDGERS)
+    except BaseException:
+        store.close()
+        raise
+    if found is not None:
+        store.close()
+        raise LedgerError(f"{store.path}: ledger broken at {found}; see `scpd ledger verify`")
+    return store
+
+
+async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], None] | None) -> int:
+    metrics = Metrics()
+    store = _open_checked(cfg, metrics)
     herder = Herder(
         cfg.keypair,
         cfg.network_id,
