@@ -86,6 +86,8 @@ ENVELOPE_REJECT_REASONS = (
 )
 TIMERS = ("nomination", "ballot")
 LEDGER_WRITE_KINDS = ("ledger", "own_envelope", "prune", "quorum_set", "peer")
+# Writes the herder retries when they fail (StorageHealth), for scpd_storage_write_failures.
+STORAGE_RETRIED_KINDS = ("ledger", "own_envelope")
 TX_SOURCES = ("peer", "api")
 TX_REFUSALS = ("empty", "too-large", "queue-full")
 
@@ -185,6 +187,18 @@ class Metrics:
             buckets=_WRITE_BUCKETS,
             registry=r,
         )
+        # -- storage trouble: failed ledger / own-envelope writes are retried (scpd.node.ledger.StorageHealth)
+        self.storage_write_failures = Counter(
+            "scpd_storage_write_failures",
+            "Ledger and own-envelope writes that failed (disk full, I/O error) and are retried, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.storage_failing = Gauge(
+            "scpd_storage_failing", "1 while the node's last ledger or own-envelope write failed, else 0", registry=r
+        )
+        for kind in STORAGE_RETRIED_KINDS:
+            self.storage_write_failures.labels(kind)
         for timer in TIMERS:
             self.timer_expiries.labels(timer)
         for reason in ENVELOPE_REJECT_REASONS:
@@ -199,6 +213,13 @@ class Metrics:
     def observe_write(self, kind: str, seconds: float) -> None:
         """The ledger store's ``write_observer``."""
         self.ledger_write_seconds.labels(kind).observe(seconds)
+
+    def storage_failed(self, kind: str) -> None:
+        self.storage_write_failures.labels(kind).inc()
+        self.storage_failing.set(1)
+
+    def storage_recovered(self) -> None:
+        self.storage_failing.set(0)
 
     def slot_externalized(self, slot: int, seconds: float | None, snapshot: Mapping[str, object] | None) -> None:
         """Record one written ledger; ``snapshot`` is the core's picture of the slot (rounds, counter)."""
