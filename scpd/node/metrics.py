@@ -93,6 +93,7 @@ TX_REFUSALS = ("empty", "too-large", "queue-full")
 
 _SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0)
 _COUNT_BUCKETS = (1, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50)
+_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -199,6 +200,16 @@ class Metrics:
         )
         for kind in STORAGE_RETRIED_KINDS:
             self.storage_write_failures.labels(kind)
+        # -- the event loop (scpd.operator.watchdog)
+        self.event_loop_lag = Histogram(
+            "scpd_event_loop_lag_seconds",
+            "How late the event loop ran the watchdog's periodic beat",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.event_loop_blocked = Counter(
+            "scpd_event_loop_blocked", "Episodes of the event loop not running for a second or more", registry=r
+        )
         for timer in TIMERS:
             self.timer_expiries.labels(timer)
         for reason in ENVELOPE_REJECT_REASONS:

@@ -1,17 +1,20 @@
 """The daemon: one validator (or watcher) process, wired from its configuration.
 
-``run_node`` opens the ledger store, builds the herder (consensus driver) and
-the overlay (TCP peers), starts them, and waits for SIGTERM or SIGINT. On a
-signal it stops the cadence and timers first, then the overlay (flushing what
-is queued), then closes the store, so every write in progress completes: a
-graceful stop loses nothing and exits 0 within a few seconds.
+``run_node`` locks the data directory (one node per directory, see
+``scpd.node.datadir``), opens the ledger store and re-walks its latest ledgers
+(an edited or damaged chain stops it there), builds the herder (consensus
+driver) and the overlay (TCP peers), starts them, and waits for SIGTERM or
+SIGINT. On a signal it stops the cadence and timers first, then the overlay
+(flushing what is queued), then closes the store, so every write in progress
+completes: a graceful stop loses nothing and exits 0 within a few seconds.
+Signals reach it through the loop watchdog (``scpd.operator.watchdog``), which
+also reports a blocked loop and ends the process if a stop cannot happen in time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -33,6 +36,7 @@ from scpd.operator.api_metrics import start_metrics_http
 from scpd.operator.config import NodeConfig
 from scpd.operator.config import PeerAddress as ConfigAddress
 from scpd.operator.http_api import NodeContext, start_http
+from scpd.operator.watchdog import LoopWatchdog
 
 __all__ = ["herder_settings", "overlay_config", "run_node"]
 
@@ -149,9 +153,9 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
     for address in cfg.known_addresses:
         overlay.add_address(_address(address))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    # SIGTERM / SIGINT set `stop`, through a watchdog that a blocked loop cannot starve.
+    watchdog = LoopWatchdog(metrics, stop.set)
+    watchdog.start()
     http: web.AppRunner | None = None
     metrics_http: web.AppRunner | None = None
     try:
@@ -178,8 +182,7 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
         await stop.wait()
         log.info("node stopping")
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        watchdog.close()
         if http is not None:
             await http.cleanup()
         if metrics_http is not None:
