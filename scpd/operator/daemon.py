@@ -36,6 +36,7 @@ from scpd.operator.api_metrics import start_metrics_http
 from scpd.operator.config import NodeConfig
 from scpd.operator.config import PeerAddress as ConfigAddress
 from scpd.operator.http_api import NodeContext, start_http
+from scpd.operator.quorum_log import run_quorum_log
 from scpd.operator.watchdog import LoopWatchdog
 
 __all__ = ["herder_settings", "overlay_config", "run_node"]
@@ -158,11 +159,12 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
     watchdog.start()
     http: web.AppRunner | None = None
     metrics_http: web.AppRunner | None = None
+    quorum_log: asyncio.Task[None] | None = None
+    ctx = NodeContext(cfg, herder, overlay, store, metrics)
     try:
         # Bind every listener before consensus starts: a port in use stops the node cleanly.
         await _listening("peer connections", cfg.listen, overlay.start())
         if cfg.http_listen is not None:
-            ctx = NodeContext(cfg, herder, overlay, store, metrics)
             http = await _listening("the admin API", cfg.http_listen, start_http(ctx, *_host_port(cfg.http_listen)))
         if cfg.metrics_enabled and cfg.metrics_listen is not None:
             metrics_http = await _listening(
@@ -177,12 +179,16 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
             ledger=tip.slot,
             peers=len(cfg.peers),
         )
+        quorum_log = asyncio.create_task(run_quorum_log(ctx), name="quorum-log")
         if on_started is not None:
             on_started(herder, overlay)
         await stop.wait()
         log.info("node stopping")
     finally:
         watchdog.close()
+        if quorum_log is not None:
+            quorum_log.cancel()
+            await asyncio.gather(quorum_log, return_exceptions=True)
         if http is not None:
             await http.cleanup()
         if metrics_http is not None:
