@@ -21,7 +21,9 @@ by one writer task, in a worker thread (a commit with many transactions takes
 longer than a slot's message handling can wait); a slot that externalizes
 before its predecessor waits (bounded) until the predecessor is written.
 Ledgers learned by catch-up (``scpd.node.catchup``) go through the same
-writer. Each written ledger removes its transactions from the queue, and
+writer. A write that fails for want of disk (``StorageError``) is kept and
+retried with growing pauses, own envelopes too, while ``storage`` reports the
+trouble; the node meanwhile starts no slot and asks for no ledgers. Each written ledger removes its transactions from the queue, and
 EXTERNALIZE envelopes arriving after the write are added to its proofs, so
 that others can catch up from us.
 

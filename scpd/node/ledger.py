@@ -29,7 +29,13 @@ or truncated file, a file that is not SQLite, an SQLite file that is not
 scpd's (``PRAGMA application_id``), a newer schema (``PRAGMA user_version``),
 missing tables, and any file ``PRAGMA quick_check`` finds damaged. The node
 then stops instead of running on bad state. :meth:`LedgerStore.verify_chain`
-goes further and recomputes every hash of the chain.
+goes further and recomputes every hash of the chain (at every start, of the
+latest ``START_CHECK_LEDGERS`` ledgers; all of them in ``scpd ledger verify``).
+
+Failed writes: a write SQLite cannot complete (disk full, I/O error) raises
+:class:`StorageError` and stores nothing, so it can be retried as is; a write
+the chain refuses raises :class:`ChainError`. :class:`StorageHealth` is the
+herder's record of the first kind while it retries.
 
 The API is synchronous and thread-safe: writes go through one connection
 behind a lock, reads through a second connection behind another lock, so a
