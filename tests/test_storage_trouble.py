@@ -22,9 +22,12 @@ import pytest
 from netutil import Network
 from test_ledger_store import append_next, make_ledger
 
-from scpd.node.herder import Herder
+from scpd.base.keys import Keypair, network_id
+from scpd.base.types import SCPQuorumSet
+from scpd.node.herder import Herder, HerderSettings
 from scpd.node.ledger import LedgerStore, StorageError, StorageHealth
 from scpd.node.overlay.overlay import Overlay
+from scpd.node.values import ledger_hash
 from scpd.operator.config import load_config
 from scpd.operator.daemon import run_node
 
@@ -145,3 +148,21 @@ def test_storage_health_backs_off_per_kind_and_clears_on_success() -> None:
     assert health.succeeded("ledger") == 100.0
     assert health.ok and health.since is None
     assert health.failed("ledger", "disk full", 300.0) == StorageHealth.RETRY_INITIAL
+
+
+def test_catch_up_counts_a_decided_unwritten_ledger_as_had_only_when_the_writer_can_write_it(tmp_path: Path) -> None:
+    kp = Keypair.random()
+    with LedgerStore.open_data_dir(tmp_path) as store:
+        append_next(store, [b"one"])
+        herder = Herder(kp, network_id("pending"), SCPQuorumSet(1, (kp.public_key,)), store, HerderSettings())
+        tip = store.tip()
+        entry, tx_set = make_ledger(tip.slot + 1, tip.hash, [b"two"])
+        herder._externalized[entry.slot] = entry.value.to_xdr()
+        # Its tx set unknown: catch-up must ask for this very slot (a served entry brings the set).
+        assert herder._pending_tip() == tip
+        herder._remember_tx_set(tx_set)
+        # Known: the writer can write it (its write may be failing): ask from the slot after it, and
+        # check the answers against the chain that includes it, so they are seen to follow.
+        pending = herder._pending_tip()
+        assert pending.slot == tip.slot + 1
+        assert pending.hash == ledger_hash(tip.hash, entry)

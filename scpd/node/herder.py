@@ -23,9 +23,10 @@ before its predecessor waits (bounded) until the predecessor is written.
 Ledgers learned by catch-up (``scpd.node.catchup``) go through the same
 writer. A write that fails for want of disk (``StorageError``) is kept and
 retried with growing pauses, own envelopes too, while ``storage`` reports the
-trouble; the node meanwhile starts no slot and asks for no ledgers. Each written ledger removes its transactions from the queue, and
-EXTERNALIZE envelopes arriving after the write are added to its proofs, so
-that others can catch up from us.
+trouble; the node meanwhile starts no slot and asks for no ledgers. Each
+written ledger removes its transactions from the queue, and EXTERNALIZE
+envelopes arriving after the write are added to its proofs, so that others
+can catch up from us.
 
 Own envelopes (DESIGN rule 3): an envelope the core emits is queued, written
 durably by one flusher task in a worker thread, and only then flooded, in
@@ -802,19 +803,21 @@ class Herder(Driver):
             peers[node].send(message)
 
     def _pending_tip(self) -> ChainTip:
-        """The chain as it will be once every ledger waiting for the writer is written.
+        """The chain as it will be once every ledger the writer can write is written.
 
         Both the catch-up request (which slot to ask from) and the check of its answer use this
-        view, so a decided slot we have not written yet (its write failing, or its tx set still
-        being fetched) never makes honest answers look like they "do not follow our tip".
+        view, so a decided slot we have not written yet (its write failing) never makes honest
+        answers look like they "do not follow our tip". A decided slot whose tx set we lack is
+        not in it: catch-up then asks for that very slot, whose served entry brings the set.
         """
         tip = self._tip
         while True:
             slot = tip.slot + 1
             decided = self._externalized.get(slot)
+            ours = None if decided is None else ConsensusValue.from_xdr(decided)
             entry = self._caught_up.get(slot)
-            if decided is not None:
-                value = ConsensusValue.from_xdr(decided)
+            if ours is not None and self._find_tx_set(ours.tx_set_hash) is not None:
+                value = ours
             elif entry is not None:
                 value = entry.value
             else:
