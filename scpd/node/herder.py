@@ -44,7 +44,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -350,10 +350,7 @@ class Herder(Driver):
         """
         while self._own_pending:
             batch = list(self._own_pending)
-            latest: dict[tuple[int, bool], tuple[SCPEnvelope, list[TxSet]]] = {}
-            for envelope, tx_sets in batch:
-                statement = envelope.statement
-                latest[(statement.slot_index, isinstance(statement.pledges, SCPNomination))] = (envelope, tx_sets)
+            latest = _newest_of_each_kind(batch)
             try:
                 await asyncio.to_thread(self.store.save_own_envelopes, list(latest.values()))
             except StorageError as exc:
@@ -379,11 +376,7 @@ class Herder(Driver):
 
     def _keep_newest_own_envelopes(self) -> None:
         """Drop the queued own envelopes superseded by a newer one of the same slot and kind (never sent)."""
-        latest: dict[tuple[int, bool], tuple[SCPEnvelope, list[TxSet]]] = {}
-        for item in self._own_pending:
-            statement = item[0].statement
-            latest[(statement.slot_index, isinstance(statement.pledges, SCPNomination))] = item
-        kept = set(map(id, latest.values()))
+        kept = set(map(id, _newest_of_each_kind(self._own_pending).values()))
         for item in self._own_pending:
             if id(item) not in kept:
                 self._own_unsent.discard(item[0])
@@ -394,9 +387,10 @@ class Herder(Driver):
         delay = self.storage.failed(kind, str(error), self._clock())
         self.metrics.storage_failed(kind)
         log.error("storage write failed; will retry", kind=kind, error=str(error), retry_in=round(delay, 3))
-        deadline = self._clock() + delay
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
         # Short steps, so that stop() (which waits for the writers) is never held up by a pause.
-        while self._running and self._clock() < deadline:
+        while self._running and loop.time() < deadline:
             await asyncio.sleep(min(0.1, delay))
 
     def _storage_ok(self, kind: str) -> None:
@@ -1029,6 +1023,17 @@ class Herder(Driver):
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _newest_of_each_kind(
+    items: Iterable[tuple[SCPEnvelope, list[TxSet]]],
+) -> dict[tuple[int, bool], tuple[SCPEnvelope, list[TxSet]]]:
+    """The last queued own envelope (with its tx sets) per slot and kind (nomination or ballot)."""
+    latest: dict[tuple[int, bool], tuple[SCPEnvelope, list[TxSet]]] = {}
+    for item in items:
+        statement = item[0].statement
+        latest[(statement.slot_index, isinstance(statement.pledges, SCPNomination))] = item
+    return latest
 
 
 def _encode_groups(txs: list[bytes], budget: int) -> list[tuple[int, bytes]]:
