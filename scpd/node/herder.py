@@ -635,10 +635,6 @@ class Herder(Driver):
             tx_set = self._find_tx_set(message.item_hash)
             if tx_set is not None:
                 peer.send(TxSetMessage(message.item_hash, tx_set.to_xdr()))
-        elif isinstance(message, QuorumSetMessage):
-            self._learn_quorum_set(message.quorum_set)
-        elif isinstance(message, TxSetMessage):
-            self._learn_tx_set_payload(message.item_hash, message.payload)
         return None
 
     def submit_transaction(self, tx: bytes, *, source: str = "api") -> AddResult:
@@ -670,7 +666,7 @@ class Herder(Driver):
 
     def _receive_transactions(self, peer: Peer, txs: Sequence[bytes]) -> None:
         """A batch from a peer: queue the new ones and relay them; duplicates cost a hash each."""
-        summary = self.txqueue.add_batch(txs)
+        summary = self.txqueue.add_batch(txs, origin=peer.node_id)
         self._count_transactions("peer", len(txs), len(summary.queued), summary.refused)
         self._to_flood(peer.node_id, summary.queued)
 

@@ -61,6 +61,7 @@ from prometheus_client.registry import Collector
 
 from scpd.base.quorum import all_validators
 from scpd.base.types import NodeID, SCPConfirm, SCPEnvelope, SCPExternalize, SCPNomination, SCPPrepare
+from scpd.node.overlay.overlay import LIMIT_COUNTERS
 from scpd.scp.ballot import INFINITE
 
 if TYPE_CHECKING:
@@ -300,10 +301,17 @@ class _StateCollector(Collector):
                 stats.misbehaviour_disconnects,
             ),
             ("scpd_overlay_bans", "Peers banned for misbehaviour", stats.bans),
+            ("scpd_overlay_answer_bytes", "Bytes of answers to peers' requests", stats.answer_bytes),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)
             yield c
+        limited = CounterMetricFamily(
+            "scpd_overlay_limited", "Connections, requests and answers refused by a resource limit", labels=["limit"]
+        )
+        for limit in LIMIT_COUNTERS:
+            limited.add_metric([limit], getattr(stats, limit))
+        yield limited
         q = GaugeMetricFamily("scpd_tx_queue_transactions", "Transactions waiting in the queue")
         q.add_metric([], len(herder.txqueue))
         yield q

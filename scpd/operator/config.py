@@ -273,11 +273,28 @@ class OverlaySection(_Section):
     reconnect_max: float = Field(default=10.0, gt=0, le=86_400)
     send_queue_size: int = Field(default=1000, ge=1, le=1_000_000)
     ban_duration: float = Field(default=600.0, ge=0, le=30 * 86_400)
+    # -- Bounds on what a peer can make us spend (docs/security.md, "Resource limits"). --
+    max_pending_handshakes: int = Field(default=32, ge=1, le=10_000)
+    send_queue_bytes: int = Field(default=16 << 20, ge=64 << 10, le=4 << 30)
+    answer_rate: int = Field(default=8 << 20, ge=0, le=1 << 30)
+    answer_burst: int = Field(default=16 << 20, ge=4096, le=4 << 30)
+    answer_ratio: float = Field(default=1.5, ge=0, le=2)
+    answer_total_rate: int = Field(default=32 << 20, ge=0, le=4 << 30)
+    answer_total_burst: int = Field(default=64 << 20, ge=4096, le=16 << 30)
+    new_key_interval: float = Field(default=60.0, ge=0, le=86_400)
 
     @field_validator("listen_address")
     @classmethod
     def _host(cls, value: str) -> str:
         return validate_host(value)
+
+    @model_validator(mode="after")
+    def _room_for_one_message(self) -> OverlaySection:
+        # A queue or an answer budget smaller than one message could never send it.
+        for key in ("send_queue_bytes", "answer_burst", "answer_total_burst"):
+            if getattr(self, key) < self.max_message_size + 64:
+                raise ValueError(f"{key} must exceed max_message_size ({self.max_message_size}) by 64 bytes")
+        return self
 
 
 class ValidatorEntry(_Section):
@@ -345,6 +362,9 @@ class LedgerSection(_Section):
     max_close_time_drift: float = Field(default=60.0, gt=0, le=86_400)
     max_queue_txs: int = Field(default=100_000, ge=1, le=10_000_000)
     max_queue_bytes: int = Field(default=64 << 20, ge=1024, le=4 << 30)
+    # -- Shares of the tx queue (docs/security.md, "Resource limits"). --
+    peer_queue_share: float = Field(default=0.5, gt=0, le=1)
+    client_queue_reserve: float = Field(default=0.25, ge=0, lt=1)
     record_envelopes: bool = False
 
 

@@ -21,6 +21,7 @@ from typing import TypeVar
 import structlog
 from aiohttp import web
 
+from scpd.base.quorum import all_validators
 from scpd.errors import LedgerError, ScpdError
 from scpd.node.catchup import CatchupSettings
 from scpd.node.datadir import DataDirLock
@@ -57,7 +58,13 @@ def herder_settings(cfg: NodeConfig) -> HerderSettings:
         ballot_timeout_increment=t.ballot_timeout_increment,
         max_timeout=t.max_timeout,
         tx_set_limits=TxSetLimits(lg.max_tx_count, lg.max_tx_set_size),
-        queue_limits=QueueLimits(max_tx_bytes=lg.max_tx_size, max_txs=lg.max_queue_txs, max_bytes=lg.max_queue_bytes),
+        queue_limits=QueueLimits(
+            max_tx_bytes=lg.max_tx_size,
+            max_txs=lg.max_queue_txs,
+            max_bytes=lg.max_queue_bytes,
+            peer_share=lg.peer_queue_share,
+            client_reserve=lg.client_queue_reserve,
+        ),
         max_close_time_drift=int(lg.max_close_time_drift),
         catchup=CatchupSettings(max_frame=cfg.overlay.max_message_size),
         record_envelopes=cfg.data_dir / RECEIVED_ENVELOPES_FILE if lg.record_envelopes else None,
@@ -84,6 +91,15 @@ def overlay_config(cfg: NodeConfig) -> OverlayConfig:
         handshake_timeout=o.handshake_timeout,
         ban_seconds=o.ban_duration,
         backoff=Backoff(initial=o.reconnect_initial, maximum=o.reconnect_max),
+        preferred_nodes=frozenset(all_validators(cfg.quorum_set)),
+        max_pending_handshakes=o.max_pending_handshakes,
+        send_queue_bytes=o.send_queue_bytes,
+        answer_rate=o.answer_rate,
+        answer_burst=o.answer_burst,
+        answer_ratio=o.answer_ratio,
+        answer_total_rate=o.answer_total_rate,
+        answer_total_burst=o.answer_total_burst,
+        new_key_interval=o.new_key_interval,
     )
 
 
