@@ -21,9 +21,12 @@ by one writer task, in a worker thread (a commit with many transactions takes
 longer than a slot's message handling can wait); a slot that externalizes
 before its predecessor waits (bounded) until the predecessor is written.
 Ledgers learned by catch-up (``scpd.node.catchup``) go through the same
-writer. Each written ledger removes its transactions from the queue, and
-EXTERNALIZE envelopes arriving after the write are added to its proofs, so
-that others can catch up from us.
+writer. A write that fails for want of disk (``StorageError``) is kept and
+retried with growing pauses, own envelopes too, while ``storage`` reports the
+trouble; the node meanwhile starts no slot and asks for no ledgers. Each
+written ledger removes its transactions from the queue, and EXTERNALIZE
+envelopes arriving after the write are added to its proofs, so that others
+can catch up from us.
 
 Own envelopes (DESIGN rule 3): an envelope the core emits is queued, written
 durably by one flusher task in a worker thread, and only then flooded, in
@@ -41,7 +44,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +65,7 @@ from scpd.base.types import (
 )
 from scpd.errors import LedgerError, XdrError
 from scpd.node.catchup import Catchup, CatchupEntry, CatchupSettings, GetLedgers, Ledgers, check_entry
-from scpd.node.ledger import ChainTip, EnvelopeLog, LedgerRecord, LedgerStore
+from scpd.node.ledger import ChainTip, EnvelopeLog, LedgerRecord, LedgerStore, StorageError, StorageHealth
 from scpd.node.metrics import Metrics
 from scpd.node.overlay.messages import (
     GetQuorumSet,
@@ -207,6 +210,8 @@ class Herder(Driver):
         self._own_pending: deque[tuple[SCPEnvelope, list[TxSet]]] = deque()
         self._own_unsent: set[SCPEnvelope] = set()
         self._flusher: asyncio.Task[None] | None = None
+        # Failed ledger / own-envelope writes are retried; meanwhile the node reports storage trouble.
+        self.storage = StorageHealth()
         self._envelope_log = EnvelopeLog(settings.record_envelopes) if settings.record_envelopes else None
         last = store.latest()
         # The previous slot's value feeds leader selection (draft 3.3).
@@ -345,18 +350,21 @@ class Herder(Driver):
         """
         while self._own_pending:
             batch = list(self._own_pending)
-            latest: dict[tuple[int, bool], tuple[SCPEnvelope, list[TxSet]]] = {}
-            for envelope, tx_sets in batch:
-                statement = envelope.statement
-                latest[(statement.slot_index, isinstance(statement.pledges, SCPNomination))] = (envelope, tx_sets)
+            latest = _newest_of_each_kind(batch)
             try:
                 await asyncio.to_thread(self.store.save_own_envelopes, list(latest.values()))
+            except StorageError as exc:
+                # Not durable, so not sent (they stay unsent for rebroadcasts too): keep the newest
+                # of each kind per slot, which bounds the queue, and retry once the disk lets us.
+                self._keep_newest_own_envelopes()
+                await self._storage_pause("own_envelope", exc)
+                continue
             except LedgerError as exc:
-                # Not durable, so never sent: the node goes quiet rather than risk contradicting itself.
+                # Not storable at all: never sent, so the node goes quiet rather than risk contradicting itself.
                 log.error("own envelopes not saved; not sending them", error=str(exc))
                 self._own_pending.clear()
-                self._own_unsent.clear()
                 return
+            self._storage_ok("own_envelope")
             for item in batch:  # stop() may have cleared the queue while we were writing
                 if self._own_pending and self._own_pending[0] is item:
                     self._own_pending.popleft()
@@ -365,6 +373,32 @@ class Herder(Driver):
             if self.overlay is not None and self._running:
                 for envelope, _sets in latest.values():
                     self.overlay.broadcast(ScpMessage(envelope))
+
+    def _keep_newest_own_envelopes(self) -> None:
+        """Drop the queued own envelopes superseded by a newer one of the same slot and kind (never sent)."""
+        kept = set(map(id, _newest_of_each_kind(self._own_pending).values()))
+        for item in self._own_pending:
+            if id(item) not in kept:
+                self._own_unsent.discard(item[0])
+        self._own_pending = deque(item for item in self._own_pending if id(item) in kept)
+
+    async def _storage_pause(self, kind: str, error: LedgerError) -> None:
+        """A write failed for want of disk: report it, then wait (growing pauses) before the retry."""
+        delay = self.storage.failed(kind, str(error), self._clock())
+        self.metrics.storage_failed(kind)
+        log.error("storage write failed; will retry", kind=kind, error=str(error), retry_in=round(delay, 3))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        # Short steps, so that stop() (which waits for the writers) is never held up by a pause.
+        while self._running and loop.time() < deadline:
+            await asyncio.sleep(min(0.1, delay))
+
+    def _storage_ok(self, kind: str) -> None:
+        began = self.storage.succeeded(kind)
+        if began is not None:
+            if self.storage.ok:
+                self.metrics.storage_recovered()
+            log.warning("storage writes resumed", kind=kind, failing_for=round(self._clock() - began, 3))
 
     def get_quorum_set(self, qset_hash: bytes) -> SCPQuorumSet | None:
         return self._qsets.get(qset_hash)
@@ -488,6 +522,12 @@ class Herder(Driver):
         except LedgerError as exc:
             log.warning("checkpoint failed", error=str(exc))
 
+    async def _prune_own_envelopes(self, below_slot: int) -> None:
+        try:
+            await asyncio.to_thread(self.store.prune_own_envelopes, below_slot)
+        except LedgerError as exc:
+            log.warning("old own envelopes not pruned", below_slot=below_slot, error=str(exc))
+
     async def _add_proofs(self, slot: int, envelopes: list[SCPEnvelope]) -> None:
         try:
             await asyncio.to_thread(self.store.add_proofs, slot, envelopes)
@@ -511,12 +551,18 @@ class Herder(Driver):
             value, tx_set, proofs = job
             try:
                 record = await asyncio.to_thread(self.store.append_ledger, LedgerEntry(slot, value), tx_set, proofs)
+            except StorageError as exc:
+                # Our disk's fault, not the ledger's: keep it and retry (the slot stays undecided on disk,
+                # so no new slot starts, no peer is asked for ledgers past it, none is served).
+                await self._storage_pause("ledger", exc)
+                continue
             except LedgerError as exc:
                 log.error("ledger write refused", slot=slot, error=str(exc))
                 # Drop what failed so the next source (our decision or another peer's entry) gets a chance.
                 if self._caught_up.pop(slot, None) is None:
                     break
                 continue
+            self._storage_ok("ledger")
             self._ledger_written(record, value, tx_set)
             # EXTERNALIZE envelopes that reached the core while the write ran are proofs too.
             later = [e for e in self._externalize_envelopes(slot, value.to_xdr()) if e not in proofs]
@@ -546,7 +592,7 @@ class Herder(Driver):
         if self._on_externalized is not None:
             self._on_externalized(ExternalizedSlot(slot, record, len(tx_set.txs), elapsed))
         if slot % 64 == 0:
-            self._spawn(asyncio.to_thread(self.store.prune_own_envelopes, slot - self.settings.keep_slots))
+            self._spawn(self._prune_own_envelopes(slot - self.settings.keep_slots))
         if self._checkpoint is None or self._checkpoint.done():
             # Off the write path (see LedgerStore.checkpoint); one at a time.
             self._checkpoint = asyncio.create_task(self._checkpoint_store(), name="herder-checkpoint")
@@ -732,10 +778,10 @@ class Herder(Driver):
         overlay = self.overlay
         if overlay is None or not self._running:
             return
+        if not self.storage.ok:
+            return  # nothing fetched could be written; ask again once writes go through
         # Slots already waiting to be written count as had.
-        have = self.current_slot
-        while have in self._caught_up or have in self._externalized:
-            have += 1
+        have = self._pending_tip().slot + 1
         now = self._clock()
         if self.catchup.highest_seen == have + 1 and now - self._last_progress < self.settings.rebroadcast_interval:
             return  # one slot behind is the normal race at a slot's end: let consensus finish it first
@@ -745,6 +791,28 @@ class Herder(Driver):
             node, message = request
             log.info("catching up", from_slot=message.from_slot, count=message.count, peer=str(node))
             peers[node].send(message)
+
+    def _pending_tip(self) -> ChainTip:
+        """The chain as it will be once every ledger the writer can write is written.
+
+        Both the catch-up request (which slot to ask from) and the check of its answer use this
+        view, so a decided slot we have not written yet (its write failing) never makes honest
+        answers look like they "do not follow our tip". A decided slot whose tx set we lack is
+        not in it: catch-up then asks for that very slot, whose served entry brings the set.
+        """
+        tip = self._tip
+        while True:
+            slot = tip.slot + 1
+            decided = self._externalized.get(slot)
+            ours = None if decided is None else ConsensusValue.from_xdr(decided)
+            entry = self._caught_up.get(slot)
+            if ours is not None and self._find_tx_set(ours.tx_set_hash) is not None:
+                value = ours
+            elif entry is not None:
+                value = entry.value
+            else:
+                return tip
+            tip = ChainTip(slot, ledger_hash(tip.hash, LedgerEntry(slot, value)), value.close_time)
 
     def _ask_scp_state(self) -> None:
         if self.overlay is not None:
@@ -775,13 +843,8 @@ class Herder(Driver):
         if not self.catchup.expects(peer.node_id):
             return Verdict.IGNORE
         self.catchup.note_slot(message.tip_slot + 1)
-        tip = self._tip
-        # Entries already queued for writing extend our view of the chain.
-        slot = tip.slot + 1
-        while slot in self._caught_up:
-            e = self._caught_up[slot]
-            tip = ChainTip(slot, ledger_hash(tip.hash, LedgerEntry(slot, e.value)), e.value.close_time)
-            slot += 1
+        # Entries already queued for writing extend our view of the chain (the view we asked from).
+        tip = self._pending_tip()
         accepted = 0
         for entry in message.entries:
             if entry.slot <= tip.slot:
@@ -880,7 +943,11 @@ class Herder(Driver):
         h = quorum_set_hash(qset)
         if h not in self._qsets:
             self._qsets[h] = qset
-            self.store.save_quorum_set(qset)
+            try:
+                self.store.save_quorum_set(qset)
+            except StorageError as exc:
+                # Only saves asking the network again after a restart; never the sender's fault.
+                log.warning("quorum set not saved", error=str(exc))
 
     def _learn_tx_set_payload(self, tx_set_hash: bytes, payload: bytes) -> bool:
         if tx_set_hash in self._tx_sets:
@@ -952,6 +1019,17 @@ class Herder(Driver):
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _newest_of_each_kind(
+    items: Iterable[tuple[SCPEnvelope, list[TxSet]]],
+) -> dict[tuple[int, bool], tuple[SCPEnvelope, list[TxSet]]]:
+    """The last queued own envelope (with its tx sets) per slot and kind (nomination or ballot)."""
+    latest: dict[tuple[int, bool], tuple[SCPEnvelope, list[TxSet]]] = {}
+    for item in items:
+        statement = item[0].statement
+        latest[(statement.slot_index, isinstance(statement.pledges, SCPNomination))] = item
+    return latest
 
 
 def _encode_groups(txs: list[bytes], budget: int) -> list[tuple[int, bytes]]:

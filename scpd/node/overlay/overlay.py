@@ -401,7 +401,13 @@ class Overlay:
         except OverlayError as exc:
             state.failures += 1
             state.next_attempt = self._clock() + self.config.backoff.delay(state.failures)
-            log.debug("dial failed", address=str(address), error=str(exc), failures=state.failures)
+            log.warning(
+                "dial failed",
+                address=str(address),
+                error=str(exc),
+                failures=state.failures,
+                retry_in=round(state.next_attempt - self._clock(), 3),
+            )
         else:
             state.failures = 0
             state.next_attempt = 0.0
