@@ -60,7 +60,7 @@ def main() -> None:
     for name, attack, extra in ATTACKS:
         rows.append(run(name, attack, extra))
         print(rows[-1], flush=True)
-    rows += ["", "| request (1000 from one stranger) | answer bytes / request bytes |", "|---|---|"]
+    rows += ["", "| request (2000 from one stranger) | answer bytes / request bytes |", "|---|---|"]
     try:
         with tempfile.TemporaryDirectory() as tmp, Network(Path(tmp), 4) as net:
             net.wait_slot(2)

@@ -174,7 +174,7 @@ def get_tx_set_flood(net: Network, requests: int = 990) -> Figures:
     return Figures(rss_before, rss.peak, peer.bytes_out, answers, ledgers_since(net, before))
 
 
-def every_request_type(net: Network, requests: int = 1000) -> dict[str, float]:
+def every_request_type(net: Network, requests: int = 2000) -> dict[str, float]:
     """A stranger sends ``requests`` of each request type and reads; answer bytes / request bytes, per type.
 
     SCP state is answered with SCP messages, which the node also relays to

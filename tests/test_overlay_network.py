@@ -778,7 +778,7 @@ async def test_a_stranger_gets_no_answer_larger_than_what_it_sent(
     raw_peers.append(raw)
     await wait_until(lambda: a.peer(raw.node_id) is not None)
     sent = 0
-    for _ in range(50):  # 50 requests of 84 bytes: 4 KB in, not enough for one 7 KB answer at 1.5x
+    for _ in range(50):  # 50 requests of 84 bytes: 4 KB in, not enough for one 7 KB answer
         frame = raw.sealed(GetQuorumSet(h))
         await raw.write(frame)
         sent += len(frame)
@@ -788,7 +788,7 @@ async def test_a_stranger_gets_no_answer_larger_than_what_it_sent(
     await raw.write(padding)
     await raw.write(raw.sealed(GetQuorumSet(h)))
     await wait_until(lambda: a.stats.answer_bytes > 0, what="one answer, paid for")
-    assert a.stats.answer_bytes < 1.5 * (sent + len(padding) + 100)
+    assert a.stats.answer_bytes <= sent + len(padding) + 100
 
 
 async def test_a_preferred_node_is_answered_from_a_budget_that_refills_with_time(make_overlay: Factory) -> None:
