@@ -595,7 +595,7 @@ async def test_tx_set_is_fetched_and_a_lying_answer_is_held_against_the_peer(mak
         return lambda p: hashlib.sha256(p).digest() == h
 
     a, _ = await make_overlay()
-    b, _ = await make_overlay(handler=holder)  # type: ignore[arg-type]
+    b, _ = await make_overlay(handler=holder, preferred_nodes=frozenset({a.node_id}))  # type: ignore[arg-type]
     await connect_pair(a, b)
     peer = a.peer(b.node_id)
     assert peer is not None
@@ -611,7 +611,12 @@ async def test_envelope_waits_for_its_quorum_set_then_floods_on(make_overlay: Fa
     origin_key = Keypair.random()
     qset = small_qset(origin_key)
     qhash = quorum_set_hash(qset)
-    origin, _ = await make_overlay(keypair=origin_key, handler=Recorder(quorum_sets={qhash: qset}))
+    middle_key = Keypair.random()
+    origin, _ = await make_overlay(
+        keypair=origin_key,
+        handler=Recorder(quorum_sets={qhash: qset}),
+        preferred_nodes=frozenset({middle_key.public_key}),  # middle is in origin's quorum set
+    )
     tasks: list[asyncio.Task[None]] = []
     known: dict[bytes, SCPQuorumSet] = {}
 
@@ -628,7 +633,7 @@ async def test_envelope_waits_for_its_quorum_set_then_floods_on(make_overlay: Fa
             return Verdict.IGNORE
         return Verdict.ACCEPT
 
-    middle, _ = await make_overlay(handler=herder)  # type: ignore[arg-type]
+    middle, _ = await make_overlay(handler=herder, keypair=middle_key)  # type: ignore[arg-type]
     far, far_rec = await make_overlay()
     await connect_pair(middle, origin)
     await connect_pair(far, middle)
