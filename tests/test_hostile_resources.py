@@ -266,17 +266,26 @@ def silent_connections(net: Network, silent: int = 500, strangers: int = 8) -> F
     target, victim = net.nodes[3], net.nodes[1]
     endpoint = node_endpoint(target.config)
     victim_key = node_endpoint(victim.config).public_key
+    # Our client sockets take ephemeral ports: none may take a port node2 must listen on again.
+    victim_ports = {node_endpoint(victim.config).port, int(victim.http_url.rsplit(":", 1)[1])}
     before = tips(net)
     with ExitStack() as stack:
         victim.terminate()
         for _ in range(strangers):
             try:
-                stack.enter_context(HostilePeer.to_node(target))
+                peer = HostilePeer.to_node(target)
             except (HandshakeError, OSError):
                 break
-        for _ in range(silent):
+            stack.callback(peer.close)
+            if peer.sock.getsockname()[1] in victim_ports:
+                peer.close()
+        while silent:
             s = socket.create_connection(("127.0.0.1", endpoint.port), timeout=5)
             stack.callback(s.close)
+            if s.getsockname()[1] in victim_ports:
+                s.close()
+            else:
+                silent -= 1
         target.poll_log()
         seen = len(target.records)
         started = time.monotonic()
