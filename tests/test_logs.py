@@ -13,7 +13,9 @@ from netutil import Network
 from scpd.operator.logs import configure
 
 # INFO lines that are not per-slot or peer changes, allowed once per process run.
-_LIFECYCLE = {"node started", "overlay started", "node stopping", "node stopped"}
+_LIFECYCLE = {"node started", "overlay started", "node stopping", "node stopped", "in sync"}
+# The periodic quorum line is INFO only while synced, and then at most once a minute (plus when sync begins).
+_QUORUM_LINES_PER_SHORT_RUN = 2
 _PEER_CHANGES = {"peer connected", "peer disconnected"}
 
 
@@ -52,11 +54,14 @@ def test_info_volume_is_about_one_line_per_slot_plus_peer_changes(tmp_path: Path
         info = [r for r in node.records if r.get("level") == "info"]
         slots = sum(1 for r in info if r["event"] == "ledger closed")
         peers = sum(1 for r in info if r["event"] in _PEER_CHANGES)
-        other = [r["event"] for r in info if r["event"] not in _PEER_CHANGES | _LIFECYCLE | {"ledger closed"}]
+        quorum = sum(1 for r in info if r["event"] == "quorum")
+        known = _PEER_CHANGES | _LIFECYCLE | {"ledger closed", "quorum"}
+        other = [r["event"] for r in info if r["event"] not in known]
         assert slots >= 6
         assert peers <= 2 * 3 + 2, f"{node.name}: {peers} peer lines for 3 peers"
+        assert quorum <= _QUORUM_LINES_PER_SHORT_RUN, f"{node.name}: {quorum} INFO quorum lines in a short run"
         assert other == [], f"{node.name}: unexpected INFO lines {other}"
-        assert len(info) <= slots + peers + len(_LIFECYCLE)
+        assert len(info) <= slots + peers + quorum + len(_LIFECYCLE)
 
 
 def test_console_format_on_request_and_json_otherwise() -> None:
