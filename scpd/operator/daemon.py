@@ -93,12 +93,13 @@ def overlay_config(cfg: NodeConfig) -> OverlayConfig:
         backoff=Backoff(initial=o.reconnect_initial, maximum=o.reconnect_max),
         preferred_nodes=frozenset(all_validators(cfg.quorum_set)),
         max_pending_handshakes=o.max_pending_handshakes,
-        send_queue_bytes=o.send_queue_bytes,
+        # A queue or a burst must hold two of the largest messages, or such a message could never be sent.
+        send_queue_bytes=max(o.send_queue_bytes, 2 * o.max_message_size),
         answer_rate=o.answer_rate,
-        answer_burst=o.answer_burst,
+        answer_burst=max(o.answer_burst, 2 * o.max_message_size),
         answer_ratio=o.answer_ratio,
         answer_total_rate=o.answer_total_rate,
-        answer_total_burst=o.answer_total_burst,
+        answer_total_burst=max(o.answer_total_burst, 2 * o.max_message_size),
         new_key_interval=o.new_key_interval,
     )
 

@@ -121,7 +121,7 @@ class OverlayConfig:
     # earn ``answer_ratio`` bytes per byte they send; everybody draws from the total.
     answer_rate: float = 8 * 1024 * 1024
     answer_burst: int = 16 * 1024 * 1024
-    answer_ratio: float = 1.5
+    answer_ratio: float = 1.0
     answer_total_rate: float = 32 * 1024 * 1024
     answer_total_burst: int = 64 * 1024 * 1024
     new_key_interval: float = 60.0
