@@ -46,3 +46,9 @@ class BanList:
     def _expire(self, now: float) -> None:
         for key in [k for k, until in self._until.items() if until <= now]:
             del self._until[key]
+
+    def entries(self) -> list[tuple[Hashable, float]]:
+        """Every ban still in force, with its seconds left."""
+        now = self._clock()
+        self._expire(now)
+        return [(key, until - now) for key, until in self._until.items()]
