@@ -32,6 +32,10 @@ the last closed slot ``L`` and the slot being decided ``C = L + 1``:
 * ``delayed``: heard from recently, but still behind (no commit for ``L``);
 * ``missing``: not heard from within ``stale_after`` seconds (or never).
 
+"Heard from" means its statements advanced (the core took a newer one), or
+it spoke to us over a direct authenticated connection: a copy of an old
+statement, re-flooded by others after the node died, keeps nobody alive.
+
 The local node itself always agrees.
 """
 
