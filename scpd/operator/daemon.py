@@ -31,7 +31,9 @@ from scpd.node.values import TxSetLimits
 from scpd.operator.api_metrics import start_metrics_http
 from scpd.operator.config import NodeConfig
 from scpd.operator.config import PeerAddress as ConfigAddress
+from scpd.operator.events import EventHub
 from scpd.operator.http_api import NodeContext, start_http
+from scpd.operator.watch import NodeWatch
 
 __all__ = ["herder_settings", "overlay_config", "run_node"]
 
@@ -94,6 +96,11 @@ def _log_ledger(done: ExternalizedSlot) -> None:
     )
 
 
+def _on_externalized(done: ExternalizedSlot, watch: NodeWatch) -> None:
+    _log_ledger(done)
+    watch.ledger_closed(done)
+
+
 _T = TypeVar("_T")
 
 
@@ -120,9 +127,10 @@ async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], N
         store,
         herder_settings(cfg),
         is_validator=cfg.is_validator,
-        on_externalized=_log_ledger,
+        on_externalized=lambda done: _on_externalized(done, watch),
         metrics=metrics,
     )
+    watch = NodeWatch(cfg, herder, EventHub(on_drop=metrics.events_dropped.inc), metrics)
     overlay = Overlay(cfg.keypair, overlay_config(cfg), herder.handle_message)
     herder.attach(overlay)
     metrics.watch(herder, overlay, stale_after=stale_after(cfg.timers.slot_interval))
@@ -134,17 +142,19 @@ async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], N
         loop.add_signal_handler(sig, stop.set)
     http: web.AppRunner | None = None
     metrics_http: web.AppRunner | None = None
+    watching: asyncio.Task[None] | None = None
     try:
         # Bind every listener before consensus starts: a port in use stops the node cleanly.
         await _listening("peer connections", cfg.listen, overlay.start())
         if cfg.http_listen is not None:
-            ctx = NodeContext(cfg, herder, overlay, store, metrics)
+            ctx = NodeContext(cfg, herder, overlay, store, watch, metrics)
             http = await _listening("the admin API", cfg.http_listen, start_http(ctx, *_host_port(cfg.http_listen)))
         if cfg.metrics_enabled and cfg.metrics_listen is not None:
             metrics_http = await _listening(
                 "metrics", cfg.metrics_listen, start_metrics_http(metrics, *_host_port(cfg.metrics_listen))
             )
         herder.start()
+        watching = asyncio.create_task(watch.run(), name="operator-watch")  # cancelled below
         tip = herder.tip
         log.info(
             "node started",
@@ -158,6 +168,8 @@ async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], N
         await stop.wait()
         log.info("node stopping")
     finally:
+        if watching is not None:
+            watching.cancel()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         if http is not None:
