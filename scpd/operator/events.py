@@ -47,6 +47,7 @@ class Subscription:
         self.queue_size = queue_size
         self.dropped = 0
         self.unreported_drops = 0
+        self.closed = False
         self.wake = asyncio.Event()
 
     def push(self, event: Event) -> bool:
@@ -109,3 +110,9 @@ class EventHub:
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
+
+    def close(self) -> None:
+        """End every stream (the server is stopping): readers see ``closed`` and return."""
+        for sub in self._subscribers:
+            sub.closed = True
+            sub.wake.set()

@@ -29,7 +29,7 @@ from scpd.operator.watch import NodeWatch
 __all__ = ["CONTEXT_KEY", "ROUTE_MODULES", "NodeContext", "build_app", "start_http"]
 
 # Modules under scpd.operator, each with add_routes(app, ctx).
-ROUTE_MODULES: list[str] = ["api_health", "api_admin", "api_metrics", "api_ledger"]
+ROUTE_MODULES: list[str] = ["api_health", "api_admin", "api_metrics", "api_ledger", "api_events"]
 
 
 @dataclass(frozen=True, slots=True)
