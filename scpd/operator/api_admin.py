@@ -146,7 +146,7 @@ async def scp(request: web.Request) -> web.Response:
         slot = _int_param(request.query, "slot", known[-1] if known else herder.current_slot, 0, 2**64 - 1)
         limit = _int_param(request.query, "limit", 1, 1, MAX_SCP_LIMIT)
     except ValueError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"error": str(exc), "status": 400}, status=400)
     slots = [s for s in reversed(known) if s <= slot][:limit]
     snapshots = [snap for s in slots if (snap := herder.scp.snapshot(s)) is not None]
     return web.json_response({"node": str(herder.node_id), "known_slots": known, "slots": snapshots})
@@ -326,7 +326,7 @@ async def _bad_requests(
         return await handler(request)
     except _BadRequest as exc:
         log.info("admin request refused", path=request.path, reason=str(exc))
-        return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"error": str(exc), "status": 400}, status=400)
 
 
 _ROUTES: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {
