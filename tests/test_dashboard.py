@@ -122,8 +122,6 @@ def test_compose_provisions_prometheus_storage_and_grafana_with_the_dashboard() 
     assert "prometheus-data:/prometheus" in prometheus["volumes"] and "prometheus-data" in volumes
     assert "--storage.tsdb.path=/prometheus" in prometheus["command"]
     mounts = {v.split(":")[0]: v.split(":")[1] for v in services["grafana"]["volumes"]}  # source -> target
-        v.rsplit(":", 2)[:2] if v.endswith(":ro") else v.split(":", 1) for v in services["grafana"]["volumes"]
-    )
     dashboards_dir = mounts["./deploy/grafana/dashboards"]
     provisioning = REPO / "deploy" / "grafana" / "provisioning"
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
