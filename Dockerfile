@@ -28,8 +28,8 @@ RUN /opt/scpd/bin/pip install . && /opt/scpd/bin/scpd --version
 FROM ${PYTHON_IMAGE}
 ARG SCPD_UID=10001
 ARG SCPD_GID=10001
-RUN groupadd --system --gid "${SCPD_GID}" scpd \
-    && useradd --system --uid "${SCPD_UID}" --gid scpd --home-dir /var/lib/scpd --no-create-home \
+RUN groupadd --gid "${SCPD_GID}" scpd \
+    && useradd --uid "${SCPD_UID}" --gid scpd --home-dir /var/lib/scpd --no-create-home \
         --shell /usr/sbin/nologin scpd \
     && mkdir -p /var/lib/scpd /etc/scpd \
     && chown scpd:scpd /var/lib/scpd /etc/scpd \
