@@ -171,3 +171,22 @@ def test_transaction_outcomes_are_counted_by_source_and_reason(tmp_path: Path) -
     assert r.get_sample_value("scpd_transactions_already_known_total") == 1
     assert r.get_sample_value("scpd_transactions_refused_total", {"reason": "empty"}) == 1
     assert r.get_sample_value("scpd_transactions_refused_total", {"reason": "too-large"}) == 1
+
+
+def test_quorum_intersection_and_critical_nodes_of_the_transitive_quorum(tmp_path: Path) -> None:
+    with Network(tmp_path, 4) as net:
+        node = net.nodes[0]
+        url = f"http://127.0.0.1:{tomllib.loads(node.config.read_text())['http']['port']}/metrics"
+        net.wait_slot(2, [node])
+        scrapes: list[Samples] = []
+
+        def analysed() -> bool:
+            # NaN until every validator named has declared its quorum set, then 1/0.
+            scrapes.append(scrape(url))
+            return value(scrapes[-1], "scpd_quorum_intersection") == 1
+
+        wait_for(analysed, 30, "the transitive quorum analysed")
+        # 3 of 4 everywhere: no single node failing halts node1.
+        assert value(scrapes[-1], "scpd_quorum_critical_nodes") == 0
+        assert value(scrapes[-1], "scpd_events_clients") == 0
+        assert value(scrapes[-1], "scpd_events_dropped_total") == 0
