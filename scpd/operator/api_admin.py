@@ -57,7 +57,9 @@ def node_status(ctx: NodeContext, now: float | None = None) -> NodeStatus:
     herder = ctx.herder
     now = time.time() if now is None else now
     stale = stale_after(ctx.config.timers.slot_interval)
-    members = quorum_members(herder.scp, herder.node_id, herder.tip.slot, herder.heard_at, now, stale)
+    members = quorum_members(
+        herder.scp, herder.node_id, herder.tip.slot, herder.heard_at, now, stale, herder.equivocations.nodes
+    )
     qset = herder.scp.quorum_set
     agree = {m.node_id for m in members if m.state is MemberState.AGREE}
     absent = {m.node_id for m in members if m.state in (MemberState.MISSING, MemberState.DISAGREE)}
@@ -151,6 +153,8 @@ async def quorum(request: web.Request) -> web.Response:
             "summary": _summary(status, herder.scp.quorum_set, herder.scp.quorum_set_hash),
             "quorum_set": level(herder.scp.quorum_set),
             "transitive": await _transitive_analysis(request.app, ctx),
+            # Proof of each equivocation seen (both signed envelopes, base64 XDR), newest last.
+            "equivocations": [e.to_json() for e in herder.equivocations.evidence],
         }
     )
 
