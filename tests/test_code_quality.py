@@ -26,3 +26,11 @@ def test_code_is_formatted() -> None:
 def test_mypy_strict_is_clean() -> None:
     result = _run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_layer_contracts_hold() -> None:
+    # import-linter's contracts in pyproject.toml: the layers of DESIGN.md and the pure cores.
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports")], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

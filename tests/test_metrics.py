@@ -71,10 +71,13 @@ def test_values_move_as_slots_externalize_on_a_running_node(tmp_path: Path) -> N
         assert value(second, "scpd_ledger_write_seconds_count", kind="ledger") >= 3 + value(
             first, "scpd_ledger_write_seconds_count", kind="ledger"
         )
-        # Each written slot is observed once in each per-slot histogram.
-        slots = value(second, "scpd_slots_externalized_total")
-        assert value(second, "scpd_slot_nomination_to_externalize_seconds_count") == slots
-        assert value(second, "scpd_slot_ballot_counter_count") == slots
+        # Each per-slot histogram observes a written slot at most once. The nomination time exists only
+        # for slots this node nominated: when the other three decide a slot before our cadence reaches
+        # it, it is written without one (seen on a loaded machine), so the count may trail the slots.
+        slots = value(second, "scpd_slots_externalized_total") - value(first, "scpd_slots_externalized_total")
+        for histogram in ("scpd_slot_nomination_to_externalize_seconds_count", "scpd_slot_ballot_counter_count"):
+            observed = value(second, histogram) - value(first, histogram)
+            assert 0 < observed <= slots, histogram
         # Honest peers: no bad signatures, no misbehaviour.
         assert value(second, "scpd_signature_verification_failures_total") == 0
         assert value(second, "scpd_envelopes_rejected_total", reason="bad_signature") == 0

@@ -6,12 +6,13 @@ import itertools
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from scpd.base.quorum import (
     all_validators,
     check_sanity,
+    closest_v_blocking,
     find_quorum,
     is_quorum,
     is_quorum_slice,
@@ -233,3 +234,48 @@ def test_generated_sets_are_sane(q: SCPQuorumSet) -> None:
 def test_four_levels_are_allowed() -> None:
     q = SCPQuorumSet(1, (), (SCPQuorumSet(1, (), (SCPQuorumSet(1, (), (SCPQuorumSet(1, (NODES[0],)),)),)),))
     assert sanity_violations(q) == []
+
+
+def ref_closest_v_blocking(
+    qset: SCPQuorumSet, alive: frozenset[PublicKey], excluded: PublicKey | None
+) -> frozenset[PublicKey] | None:
+    """The smallest subset of ``alive`` whose failure, with every node outside ``alive``, blocks ``qset``.
+
+    ``excluded`` never fails, alive or not.
+    """
+    failed = frozenset(NODES) - alive - {excluded}
+    for candidate in subsets(sorted(alive - failed - {excluded})):
+        if ref_is_v_blocking(qset, failed | candidate):
+            return candidate
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(qsets(), st.sets(st.sampled_from(NODES)), st.none() | st.sampled_from(NODES))
+def test_closest_v_blocking_is_a_smallest_blocking_set(
+    q: SCPQuorumSet, alive: set[PublicKey], excluded: PublicKey | None
+) -> None:
+    assume(not sanity_violations(q))
+    got = closest_v_blocking(q, alive, excluded)
+    want = ref_closest_v_blocking(q, frozenset(alive), excluded)
+    if want is None:
+        assert got is None
+        return
+    assert got is not None
+    assert len(got) == len(want)
+    assert got <= alive and excluded not in got
+    assert ref_is_v_blocking(q, (frozenset(NODES) - frozenset(alive) - {excluded}) | got)
+
+
+def test_closest_v_blocking_of_a_nested_set() -> None:
+    a, b, c, d, e, f, g = NODES
+    # 2 of {a, 2-of-{b, c, d}, 2-of-{e, f, g}}: a alone, then one more node from an inner set.
+    q = SCPQuorumSet(2, (a,), (SCPQuorumSet(2, (b, c, d), ()), SCPQuorumSet(2, (e, f, g), ())))
+    everyone = set(NODES)
+    assert closest_v_blocking(q, everyone) == frozenset({a, b, c})  # a + two of the first inner set
+    assert closest_v_blocking(q, everyone - {a}) == frozenset({b, c})
+    assert closest_v_blocking(q, everyone - {a, b}) == frozenset({c})
+    assert closest_v_blocking(q, everyone - {a, b, c}) == frozenset()
+    # The local node never fails: with a excluded, both inner sets must be blocked.
+    assert closest_v_blocking(q, everyone, excluded=a) == frozenset({b, c, e, f})
+    assert closest_v_blocking(SCPQuorumSet(1, (a,), ()), everyone, excluded=a) is None

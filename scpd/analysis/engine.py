@@ -136,10 +136,6 @@ class Engine:
 
     # --- the primitives ---
 
-    def is_satisfied(self, v: int, present: int) -> bool:
-        q = self.qsets[v]
-        return q is not None and satisfied(q, present)
-
     def unsatisfied(self, nodes: int, present: int) -> int:
         """Members of ``nodes`` whose slices are not in ``present``."""
         out = 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -323,10 +323,3 @@ def _toml_threshold(raw: Mapping[str, Any], entries: int, where: str) -> int:
         raise AnalysisInputError(f"{where}.threshold_percent: expected an integer from 0 to 100")
     # Round up, as stellar-core does: 67% of 3 entries needs all 3, 51% of 4 needs 3.
     return max(1, -(-entries * int(pct) // 100))
-
-
-def fbas_from_qsets(qsets: Mapping[str, QSet | None], order: Iterable[str] = ()) -> Fbas:
-    """A network from a mapping key -> quorum set; ``order`` keys come first, then the rest sorted."""
-    first = [k for k in order if k in qsets]
-    rest = sorted(set(qsets) - set(first))
-    return Fbas(tuple(Node(k, qsets[k]) for k in first + rest))

@@ -132,12 +132,3 @@ def _images(chosen: int, twin_before: dict[int, int]) -> list[int]:
         base = [s & ~sum(1 << m for m in members) for s in out]
         out = [b | sum(1 << m for m in combo) for b in base for combo in itertools.combinations(members, k)]
     return out
-
-
-def _only_minimal(sets: list[int]) -> list[int]:
-    ordered = sorted(set(sets), key=lambda s: (s.bit_count(), s))
-    kept: list[int] = []
-    for s in ordered:
-        if not any(k & ~s == 0 for k in kept):
-            kept.append(s)
-    return kept

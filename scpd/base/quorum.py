@@ -29,6 +29,7 @@ __all__ = [
     "Violation",
     "all_validators",
     "check_sanity",
+    "closest_v_blocking",
     "find_quorum",
     "is_quorum",
     "is_quorum_slice",
@@ -255,3 +256,35 @@ def _weight(qset: SCPQuorumSet, node: NodeID) -> Fraction:
         if w:
             return share * w
     return Fraction(0)
+
+
+def closest_v_blocking(
+    qset: SCPQuorumSet, alive: Collection[NodeID], excluded: NodeID | None = None
+) -> frozenset[NodeID] | None:
+    """The fewest nodes of ``alive`` whose failure makes the failed nodes v-blocking for ``qset``.
+
+    Nodes outside ``alive`` count as failed already, so the answer is empty
+    when they block ``qset`` on their own; ``excluded`` (the local node) never
+    fails. None when no failure of ``alive`` can block ``qset``. This is what
+    stellar-core reports as ``fail_at`` (the size) and ``fail_with``.
+
+    Exact for sane sets (no validator twice): entries then fail independently,
+    so blocking a level means failing its ``entries - threshold + 1`` cheapest
+    entries, each entry's cost found recursively.
+    """
+    if qset.threshold <= 0:
+        return None
+    needed = len(qset.validators) + len(qset.inner_sets) - qset.threshold + 1
+    costs: list[frozenset[NodeID]] = []
+    for v in qset.validators:
+        if v == excluded:
+            continue
+        costs.append(frozenset([v]) if v in alive else frozenset())
+    for inner in qset.inner_sets:
+        cost = closest_v_blocking(inner, alive, excluded)
+        if cost is not None:
+            costs.append(cost)
+    if len(costs) < needed:
+        return None
+    costs.sort(key=len)
+    return frozenset().union(*costs[:needed])

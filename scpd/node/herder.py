@@ -178,7 +178,8 @@ class Herder(Driver):
         # Without a Metrics object the counters still exist, in a private registry nobody scrapes.
         self.metrics = metrics if metrics is not None else Metrics(process=False)
         self.scp = SCP(self, self.node_id, is_validator, quorum_set)
-        # When each validator of our quorum set was last heard from (valid signature), for quorum health.
+        # When each validator of our quorum set last showed it is alive (its statements advanced, or it
+        # spoke to us directly), for quorum health.
         self.heard_at: dict[NodeID, float] = {}
         self._members = frozenset(all_validators(quorum_set))
         # Local clock time of the last ledger written by this process (None before the first).
@@ -585,6 +586,9 @@ class Herder(Driver):
 
     def handle_message(self, peer: Peer, message: OverlayMessage) -> Verdict | Awaitable[Verdict] | None:
         """The overlay's handler: judge each authenticated message from ``peer``."""
+        if peer.node_id in self._members:
+            # Traffic on an authenticated connection with the member itself: alive, even while stuck.
+            self.heard_at[peer.node_id] = self._clock()
         if isinstance(message, ScpMessage):
             if self._envelope_log is not None:
                 self._envelope_log.append(peer.node_id.ed25519, message.envelope)
@@ -728,8 +732,6 @@ class Herder(Driver):
             m.envelopes_rejected.labels("bad_signature").inc()
             log.warning("bad envelope signature", peer=str(peer.node_id), node=str(node), slot=slot)
             return Verdict.REJECT
-        if node in self._members:
-            self.heard_at[node] = self._clock()
         self._note_network_slot(node, slot)
         if slot > current + self.settings.max_slots_ahead:
             # Far ahead of us: too early for the core, but (signed) it says we may be behind.
@@ -936,7 +938,13 @@ class Herder(Driver):
         self._spawn(self._add_proofs(slot, [envelope]))
 
     def _to_core(self, envelope: SCPEnvelope) -> Verdict:
+        node = envelope.statement.node_id
+        before = self.scp.get_latest_message(node)
         state = self.scp.receive_envelope(envelope)
+        if node in self._members and self.scp.get_latest_message(node) is not before:
+            # Its statements advanced: alive. A relayed copy of an old statement changes nothing here,
+            # so a dead member is not kept "alive" by others re-flooding its last words.
+            self.heard_at[node] = self._clock()
         if state is EnvelopeState.VALID:
             self.metrics.envelopes_relayed.inc()
             statement = envelope.statement

@@ -34,6 +34,10 @@ the last closed slot ``L`` and the slot being decided ``C = L + 1``:
 * ``equivocating``: it signed two statements for one slot that cannot both be
   honest (scpd.node.equivocation); this overrides every other state.
 
+"Heard from" means its statements advanced (the core took a newer one), or
+it spoke to us over a direct authenticated connection: a copy of an old
+statement, re-flooded by others after the node died, keeps nobody alive.
+
 The local node itself always agrees.
 """
 

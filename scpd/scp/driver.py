@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from enum import IntEnum
 from fractions import Fraction
 
@@ -276,10 +276,3 @@ class Driver:
 
     def ballot_did_hear_from_quorum(self, slot_index: int, ballot: SCPBallot) -> None:
         """A quorum including the local node is at counter >= ballot.counter."""
-
-    # -- helpers for subclasses --------------------------------------------
-
-    @staticmethod
-    def nodes_in(qset: SCPQuorumSet) -> Iterable[NodeID]:
-        """Every validator named anywhere in ``qset``."""
-        return quorum.all_validators(qset)

@@ -33,8 +33,3 @@ class LocalNode:
         # Leader-selection weights of the quorum set's nodes, filled in by
         # the nomination protocol on first use (they depend on the set only).
         self.neighbor_bounds: list[tuple[NodeID, int]] | None = None
-
-    def update_quorum_set(self, quorum_set: SCPQuorumSet) -> None:
-        self.quorum_set = quorum_set
-        self.quorum_set_hash = quorum.quorum_set_hash(quorum_set)
-        self.neighbor_bounds = None

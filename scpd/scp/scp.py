@@ -68,11 +68,6 @@ class SCP:
     def quorum_set_hash(self) -> bytes:
         return self.local_node.quorum_set_hash
 
-    def update_local_quorum_set(self, quorum_set: SCPQuorumSet) -> None:
-        """Switch the local quorum set (applies to statements emitted from now on)."""
-        quorum.check_sanity(quorum_set)
-        self.local_node.update_quorum_set(quorum_set)
-
     # -- inputs ------------------------------------------------------------
 
     def receive_envelope(self, envelope: SCPEnvelope) -> EnvelopeState:
