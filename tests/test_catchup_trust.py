@@ -1,4 +1,4 @@
-"""Catch-up trust: a ledger needs proofs from a v-blocking set, and no single node moves our idea of the network's slot."""
+"""Catch-up trust: a ledger needs v-blocking proofs, and no single node moves our idea of the network's slot."""
 
 from __future__ import annotations
 
