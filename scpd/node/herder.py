@@ -210,6 +210,7 @@ class Herder(Driver):
         # Nodes whose late EXTERNALIZE we kept per written slot (at most one each, MAX_PROOFS in all).
         self._late_proofs: dict[int, set[NodeID]] = {}
         self.metrics.trusted_nodes.set(len(self.trust))
+        self.metrics.network_slot.set_function(lambda: self.catchup.highest_seen)
         self._tasks: set[asyncio.Task[None]] = set()
         self._cadence: asyncio.TimerHandle | None = None
         self._ticker: asyncio.Task[None] | None = None

@@ -212,6 +212,12 @@ class Metrics:
             "Nodes in the transitive closure of our quorum set (whose statements we process)",
             registry=r,
         )
+        self.network_slot = Gauge(
+            "scpd_network_slot",
+            "The slot the network has reached as far as we trust it (claimed by a v-blocking set of our quorum"
+            " set, or proven by catch-up); 0 when unknown",
+            registry=r,
+        )
         self.equivocations = Counter(
             "scpd_equivocations",
             "Slots for which a node signed two statements that cannot both be honest, by node",
