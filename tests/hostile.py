@@ -30,6 +30,7 @@ kernel's default megabytes.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
 import time
@@ -42,13 +43,15 @@ from typing import Protocol
 from scpd.base.keys import Keypair, network_id, sign_statement
 from scpd.base.types import NodeID, Pledges, SCPStatement
 from scpd.errors import OverlayError, XdrError
-from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, encode_frame
+from scpd.node.overlay.framing import encode_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError
 from scpd.node.overlay.messages import (
+    MAX_OPAQUE,
     Auth,
-    ErrorMessage,
     Hello,
     OverlayMessage,
+    Ping,
+    Pong,
     ScpMessage,
     decode_message,
     encode_message,
@@ -106,6 +109,7 @@ class HostilePeer:
         self.bytes_in = 0
         self.closed_by_remote = False
         self._buffer = bytearray()
+        self.max_frame = MAX_OPAQUE  # what we send is not bound by any limit of the node
 
     # ----- connecting -----------------------------------------------------
 
@@ -187,7 +191,7 @@ class HostilePeer:
     def sealed(self, message: OverlayMessage) -> bytes:
         """One framed, sequenced and MACed message (uses the next sequence number)."""
         assert self.session is not None, "handshake first"
-        return encode_frame(self.session.seal(message), DEFAULT_MAX_FRAME)
+        return encode_frame(self.session.seal(message), self.max_frame)
 
     def send(self, message: OverlayMessage) -> int:
         """Send one authenticated message; returns the bytes written."""
@@ -242,9 +246,16 @@ class HostilePeer:
             if message is None:
                 continue
             got.append(message)
-            if done(message) or isinstance(message, ErrorMessage):
+            if done(message):
                 break
         return got
+
+    def sync(self, timeout: float = 10.0) -> bool:
+        """PING and read until the PONG: the node has handled everything sent before (it reads in order)."""
+        nonce = int.from_bytes(os.urandom(8), "big")
+        self.send(Ping(nonce))
+        got = self.read_until(lambda m: isinstance(m, Pong) and m.nonce == nonce, timeout)
+        return bool(got) and got[-1] == Pong(nonce)
 
     def wait_closed(self, timeout: float = 10.0) -> bool:
         """Read (and discard) until the node closes the connection; True if it did within ``timeout``."""
@@ -264,7 +275,7 @@ class HostilePeer:
     def _read_frame(self, timeout: float | None = None) -> bytes:
         header = self._read_exactly(_LENGTH.size, timeout)
         (length,) = _LENGTH.unpack(header)
-        if not 0 < length <= DEFAULT_MAX_FRAME:
+        if not 0 < length <= self.max_frame:
             raise OverlayError(f"node sent a frame of {length} bytes")
         return self._read_exactly(length, timeout)
 

@@ -21,9 +21,12 @@ by one writer task, in a worker thread (a commit with many transactions takes
 longer than a slot's message handling can wait); a slot that externalizes
 before its predecessor waits (bounded) until the predecessor is written.
 Ledgers learned by catch-up (``scpd.node.catchup``) go through the same
-writer. Each written ledger removes its transactions from the queue, and
-EXTERNALIZE envelopes arriving after the write are added to its proofs, so
-that others can catch up from us.
+writer. A write that fails for want of disk (``StorageError``) is kept and
+retried with growing pauses, own envelopes too, while ``storage`` reports the
+trouble; the node meanwhile starts no slot and asks for no ledgers. Each
+written ledger removes its transactions from the queue, and EXTERNALIZE
+envelopes arriving after the write are added to its proofs, so that others
+can catch up from us.
 
 Own envelopes (DESIGN rule 3): an envelope the core emits is queued, written
 durably by one flusher task in a worker thread, and only then flooded, in
@@ -41,7 +44,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +66,7 @@ from scpd.base.types import (
 from scpd.errors import LedgerError, XdrError
 from scpd.node.catchup import MAX_PROOFS, Catchup, CatchupEntry, CatchupSettings, GetLedgers, Ledgers, check_entry
 from scpd.node.equivocation import EquivocationDetector
-from scpd.node.ledger import ChainTip, EnvelopeLog, LedgerRecord, LedgerStore
+from scpd.node.ledger import ChainTip, EnvelopeLog, LedgerRecord, LedgerStore, StorageError, StorageHealth
 from scpd.node.metrics import Metrics
 from scpd.node.overlay.messages import (
     GetQuorumSet,
@@ -226,6 +229,8 @@ class Herder(Driver):
         self._own_pending: deque[tuple[SCPEnvelope, list[TxSet]]] = deque()
         self._own_unsent: set[SCPEnvelope] = set()
         self._flusher: asyncio.Task[None] | None = None
+        # Failed ledger / own-envelope writes are retried; meanwhile the node reports storage trouble.
+        self.storage = StorageHealth()
         self._envelope_log = EnvelopeLog(settings.record_envelopes) if settings.record_envelopes else None
         last = store.latest()
         # The previous slot's value feeds leader selection (draft 3.3).
@@ -364,18 +369,21 @@ class Herder(Driver):
         """
         while self._own_pending:
             batch = list(self._own_pending)
-            latest: dict[tuple[int, bool], tuple[SCPEnvelope, list[TxSet]]] = {}
-            for envelope, tx_sets in batch:
-                statement = envelope.statement
-                latest[(statement.slot_index, isinstance(statement.pledges, SCPNomination))] = (envelope, tx_sets)
+            latest = _newest_of_each_kind(batch)
             try:
                 await asyncio.to_thread(self.store.save_own_envelopes, list(latest.values()))
+            except StorageError as exc:
+                # Not durable, so not sent (they stay unsent for rebroadcasts too): keep the newest
+                # of each kind per slot, which bounds the queue, and retry once the disk lets us.
+                self._keep_newest_own_envelopes()
+                await self._storage_pause("own_envelope", exc)
+                continue
             except LedgerError as exc:
-                # Not durable, so never sent: the node goes quiet rather than risk contradicting itself.
+                # Not storable at all: never sent, so the node goes quiet rather than risk contradicting itself.
                 log.error("own envelopes not saved; not sending them", error=str(exc))
                 self._own_pending.clear()
-                self._own_unsent.clear()
                 return
+            self._storage_ok("own_envelope")
             for item in batch:  # stop() may have cleared the queue while we were writing
                 if self._own_pending and self._own_pending[0] is item:
                     self._own_pending.popleft()
@@ -384,6 +392,32 @@ class Herder(Driver):
             if self.overlay is not None and self._running:
                 for envelope, _sets in latest.values():
                     self.overlay.broadcast(ScpMessage(envelope))
+
+    def _keep_newest_own_envelopes(self) -> None:
+        """Drop the queued own envelopes superseded by a newer one of the same slot and kind (never sent)."""
+        kept = set(map(id, _newest_of_each_kind(self._own_pending).values()))
+        for item in self._own_pending:
+            if id(item) not in kept:
+                self._own_unsent.discard(item[0])
+        self._own_pending = deque(item for item in self._own_pending if id(item) in kept)
+
+    async def _storage_pause(self, kind: str, error: LedgerError) -> None:
+        """A write failed for want of disk: report it, then wait (growing pauses) before the retry."""
+        delay = self.storage.failed(kind, str(error), self._clock())
+        self.metrics.storage_failed(kind)
+        log.error("storage write failed; will retry", kind=kind, error=str(error), retry_in=round(delay, 3))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        # Short steps, so that stop() (which waits for the writers) is never held up by a pause.
+        while self._running and loop.time() < deadline:
+            await asyncio.sleep(min(0.1, delay))
+
+    def _storage_ok(self, kind: str) -> None:
+        began = self.storage.succeeded(kind)
+        if began is not None:
+            if self.storage.ok:
+                self.metrics.storage_recovered()
+            log.warning("storage writes resumed", kind=kind, failing_for=round(self._clock() - began, 3))
 
     def get_quorum_set(self, qset_hash: bytes) -> SCPQuorumSet | None:
         return self._qsets.get(qset_hash)
@@ -513,6 +547,12 @@ class Herder(Driver):
         except LedgerError as exc:
             log.warning("checkpoint failed", error=str(exc))
 
+    async def _prune_own_envelopes(self, below_slot: int) -> None:
+        try:
+            await asyncio.to_thread(self.store.prune_own_envelopes, below_slot)
+        except LedgerError as exc:
+            log.warning("old own envelopes not pruned", below_slot=below_slot, error=str(exc))
+
     async def _add_proofs(self, slot: int, envelopes: list[SCPEnvelope]) -> None:
         try:
             await asyncio.to_thread(self.store.add_proofs, slot, envelopes)
@@ -536,12 +576,18 @@ class Herder(Driver):
             value, tx_set, proofs = job
             try:
                 record = await asyncio.to_thread(self.store.append_ledger, LedgerEntry(slot, value), tx_set, proofs)
+            except StorageError as exc:
+                # Our disk's fault, not the ledger's: keep it and retry (the slot stays undecided on disk,
+                # so no new slot starts, no peer is asked for ledgers past it, none is served).
+                await self._storage_pause("ledger", exc)
+                continue
             except LedgerError as exc:
                 log.error("ledger write refused", slot=slot, error=str(exc))
                 # Drop what failed so the next source (our decision or another peer's entry) gets a chance.
                 if self._caught_up.pop(slot, None) is None:
                     break
                 continue
+            self._storage_ok("ledger")
             self._ledger_written(record, value, tx_set)
             # EXTERNALIZE envelopes that reached the core while the write ran are proofs too.
             later = [e for e in self._externalize_envelopes(slot, value.to_xdr()) if e not in proofs]
@@ -571,7 +617,7 @@ class Herder(Driver):
         if self._on_externalized is not None:
             self._on_externalized(ExternalizedSlot(slot, record, len(tx_set.txs), elapsed))
         if slot % 64 == 0:
-            self._spawn(asyncio.to_thread(self.store.prune_own_envelopes, slot - self.settings.keep_slots))
+            self._spawn(self._prune_own_envelopes(slot - self.settings.keep_slots))
         if self._checkpoint is None or self._checkpoint.done():
             # Off the write path (see LedgerStore.checkpoint); one at a time.
             self._checkpoint = asyncio.create_task(self._checkpoint_store(), name="herder-checkpoint")
@@ -581,7 +627,9 @@ class Herder(Driver):
             # Caught up: ask for the current slot's statements we ignored while behind.
             self._just_caught_up = False
             self._ask_scp_state()
-        self._release_pending()
+        assert self._loop is not None
+        # Off the writer's path: what the core does with them is no concern of the ledger writer.
+        self._loop.call_soon(self._release_pending)
         self._schedule_next_slot(slot + 1, started)
 
     # -- overlay handler -------------------------------------------------------
@@ -615,10 +663,6 @@ class Herder(Driver):
             tx_set = self._find_tx_set(message.item_hash)
             if tx_set is not None:
                 peer.send(TxSetMessage(message.item_hash, tx_set.to_xdr()))
-        elif isinstance(message, QuorumSetMessage):
-            self._learn_quorum_set(message.quorum_set)
-        elif isinstance(message, TxSetMessage):
-            self._learn_tx_set_payload(message.item_hash, message.payload)
         return None
 
     def submit_transaction(self, tx: bytes, *, source: str = "api") -> AddResult:
@@ -650,7 +694,7 @@ class Herder(Driver):
 
     def _receive_transactions(self, peer: Peer, txs: Sequence[bytes]) -> None:
         """A batch from a peer: queue the new ones and relay them; duplicates cost a hash each."""
-        summary = self.txqueue.add_batch(txs)
+        summary = self.txqueue.add_batch(txs, origin=peer.node_id)
         self._count_transactions("peer", len(txs), len(summary.queued), summary.refused)
         self._to_flood(peer.node_id, summary.queued)
 
@@ -847,10 +891,10 @@ class Herder(Driver):
         overlay = self.overlay
         if overlay is None or not self._running:
             return
+        if not self.storage.ok:
+            return  # nothing fetched could be written; ask again once writes go through
         # Slots already waiting to be written count as had.
-        have = self.current_slot
-        while have in self._caught_up or have in self._externalized:
-            have += 1
+        have = self._pending_tip().slot + 1
         now = self._clock()
         if self.catchup.highest_seen == have + 1 and now - self._last_progress < self.settings.rebroadcast_interval:
             return  # one slot behind is the normal race at a slot's end: let consensus finish it first
@@ -862,6 +906,28 @@ class Herder(Driver):
             node, message = request
             log.info("catching up", from_slot=message.from_slot, count=message.count, peer=str(node))
             peers[node].send(message)
+
+    def _pending_tip(self) -> ChainTip:
+        """The chain as it will be once every ledger the writer can write is written.
+
+        Both the catch-up request (which slot to ask from) and the check of its answer use this
+        view, so a decided slot we have not written yet (its write failing) never makes honest
+        answers look like they "do not follow our tip". A decided slot whose tx set we lack is
+        not in it: catch-up then asks for that very slot, whose served entry brings the set.
+        """
+        tip = self._tip
+        while True:
+            slot = tip.slot + 1
+            decided = self._externalized.get(slot)
+            ours = None if decided is None else ConsensusValue.from_xdr(decided)
+            entry = self._caught_up.get(slot)
+            if ours is not None and self._find_tx_set(ours.tx_set_hash) is not None:
+                value = ours
+            elif entry is not None:
+                value = entry.value
+            else:
+                return tip
+            tip = ChainTip(slot, ledger_hash(tip.hash, LedgerEntry(slot, value)), value.close_time)
 
     def _ask_scp_state(self) -> None:
         if self.overlay is not None:
@@ -893,13 +959,8 @@ class Herder(Driver):
             return Verdict.IGNORE
         if peer.node_id in self.trust:
             self.catchup.note_claim(peer.node_id, message.tip_slot + 1)
-        tip = self._tip
-        # Entries already queued for writing extend our view of the chain.
-        slot = tip.slot + 1
-        while slot in self._caught_up:
-            e = self._caught_up[slot]
-            tip = ChainTip(slot, ledger_hash(tip.hash, LedgerEntry(slot, e.value)), e.value.close_time)
-            slot += 1
+        # Entries already queued for writing extend our view of the chain (the view we asked from).
+        tip = self._pending_tip()
         accepted = 0
         for entry in message.entries:
             if entry.slot <= tip.slot:
@@ -1015,7 +1076,11 @@ class Herder(Driver):
         h = quorum_set_hash(qset)
         if h not in self._qsets:
             self._qsets[h] = qset
-            self.store.save_quorum_set(qset)
+            try:
+                self.store.save_quorum_set(qset)
+            except StorageError as exc:
+                # Only saves asking the network again after a restart; never the sender's fault.
+                log.warning("quorum set not saved", error=str(exc))
 
     def _learn_tx_set_payload(self, tx_set_hash: bytes, payload: bytes) -> bool:
         if tx_set_hash in self._tx_sets:
@@ -1087,6 +1152,17 @@ class Herder(Driver):
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _newest_of_each_kind(
+    items: Iterable[tuple[SCPEnvelope, list[TxSet]]],
+) -> dict[tuple[int, bool], tuple[SCPEnvelope, list[TxSet]]]:
+    """The last queued own envelope (with its tx sets) per slot and kind (nomination or ballot)."""
+    latest: dict[tuple[int, bool], tuple[SCPEnvelope, list[TxSet]]] = {}
+    for item in items:
+        statement = item[0].statement
+        latest[(statement.slot_index, isinstance(statement.pledges, SCPNomination))] = item
+    return latest
 
 
 def _encode_groups(txs: list[bytes], budget: int) -> list[tuple[int, bytes]]:

@@ -29,7 +29,13 @@ or truncated file, a file that is not SQLite, an SQLite file that is not
 scpd's (``PRAGMA application_id``), a newer schema (``PRAGMA user_version``),
 missing tables, and any file ``PRAGMA quick_check`` finds damaged. The node
 then stops instead of running on bad state. :meth:`LedgerStore.verify_chain`
-goes further and recomputes every hash of the chain.
+goes further and recomputes every hash of the chain (at every start, of the
+latest ``START_CHECK_LEDGERS`` ledgers; all of them in ``scpd ledger verify``).
+
+Failed writes: a write SQLite cannot complete (disk full, I/O error) raises
+:class:`StorageError` and stores nothing, so it can be retried as is; a write
+the chain refuses raises :class:`ChainError`. :class:`StorageHealth` is the
+herder's record of the first kind while it retries.
 
 The API is synchronous and thread-safe: writes go through one connection
 behind a lock, reads through a second connection behind another lock, so a
@@ -73,6 +79,7 @@ __all__ = [
     "DB_FILENAME",
     "MAX_PEERS",
     "SCHEMA_VERSION",
+    "START_CHECK_LEDGERS",
     "ChainBreak",
     "ChainError",
     "ChainTip",
@@ -80,6 +87,8 @@ __all__ = [
     "LedgerStore",
     "EnvelopeLog",
     "PeerRecord",
+    "StorageError",
+    "StorageHealth",
     "WriteObserver",
 ]
 
@@ -87,6 +96,11 @@ DB_FILENAME = "ledger.db"
 APPLICATION_ID = 0x53435044  # "SCPD": marks the file as ours.
 SCHEMA_VERSION = 2
 MAX_PEERS = 1000
+# How many of the latest ledgers the node re-walks (hashes recomputed) at every start. The recent
+# ledgers are the ones a crash, a bad disk or a hand edit most likely touched and the ones peers ask
+# for when they catch up; 128 full ledgers (1 MiB tx sets) read and hash in about a second, so the
+# start stays quick however long the chain. `scpd ledger verify` walks the whole chain.
+START_CHECK_LEDGERS = 128
 
 WriteObserver = Callable[[str, float], None]
 _T = TypeVar("_T", ConsensusValue, TxSet, SCPEnvelope, SCPQuorumSet)
@@ -165,6 +179,70 @@ _TABLES = frozenset({"ledgers", "proofs", "txs", "own_envelopes", "tx_sets", "qu
 
 class ChainError(LedgerError):
     """An append that would break the chain (a gap, a wrong previous hash, a mismatched tx set)."""
+
+
+class StorageError(LedgerError):
+    """A write SQLite could not complete (disk full, I/O error): the data was fine, the disk was not.
+
+    Nothing of the write is stored (it was one transaction), so the caller may retry it as is.
+    """
+
+
+@dataclass(slots=True)
+class _Trouble:
+    error: str
+    since: float
+    in_a_row: int
+
+
+class StorageHealth:
+    """Whether the node's writes reach the disk, and when to retry one that did not.
+
+    A failed ledger or own-envelope write (:class:`StorageError`: disk full, I/O
+    error) is not given up: the writer keeps it and retries after a growing
+    pause (``RETRY_INITIAL`` doubling up to ``RETRY_MAX`` seconds, so a node
+    resumes within a few seconds of space coming back), and meanwhile the node
+    reports the trouble (``/readyz``, ``scpd_storage_failing``). Each kind of
+    write is tracked apart: a small write that still fits says nothing about
+    a ledger that does not. Pure bookkeeping: the caller passes the time and
+    does the waiting.
+    """
+
+    RETRY_INITIAL = 0.25
+    RETRY_MAX = 5.0
+
+    def __init__(self) -> None:
+        self._failing: dict[str, _Trouble] = {}
+
+    def failed(self, kind: str, error: str, now: float) -> float:
+        """Record a failed write of ``kind``; returns the seconds to wait before retrying it."""
+        trouble = self._failing.get(kind)
+        if trouble is None:
+            trouble = self._failing[kind] = _Trouble(error, now, 0)
+        trouble.error = error
+        trouble.in_a_row += 1
+        return float(min(self.RETRY_MAX, self.RETRY_INITIAL * 2 ** min(trouble.in_a_row - 1, 32)))
+
+    def succeeded(self, kind: str) -> float | None:
+        """Record a write of ``kind`` that went through; returns when its trouble began (None: there was none)."""
+        trouble = self._failing.pop(kind, None)
+        return None if trouble is None else trouble.since
+
+    @property
+    def ok(self) -> bool:
+        return not self._failing
+
+    @property
+    def problem(self) -> str | None:
+        """The failure that began first, as ``kind: error``, or None while every write goes through."""
+        if not self._failing:
+            return None
+        kind, trouble = min(self._failing.items(), key=lambda kv: kv[1].since)
+        return f"{kind}: {trouble.error}"
+
+    @property
+    def since(self) -> float | None:
+        return min((t.since for t in self._failing.values()), default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +344,12 @@ class LedgerStore:
 
     @classmethod
     def open_data_dir(
-        cls, data_dir: Path, *, create: bool = True, write_observer: WriteObserver | None = None
+        cls,
+        data_dir: Path,
+        *,
+        create: bool = True,
+        migrate: bool = True,
+        write_observer: WriteObserver | None = None,
     ) -> LedgerStore:
         """Open ``data_dir/ledger.db``, creating the directory and file if allowed."""
         if create:
@@ -276,10 +359,12 @@ class LedgerStore:
                 raise LedgerError(f"{data_dir}: cannot create the data directory: {exc.strerror}") from None
         elif not data_dir.is_dir():
             raise LedgerError(f"{data_dir}: no such data directory")
-        return cls.open(data_dir / DB_FILENAME, create=create, write_observer=write_observer)
+        return cls.open(data_dir / DB_FILENAME, create=create, migrate=migrate, write_observer=write_observer)
 
     @classmethod
-    def open(cls, path: Path, *, create: bool = True, write_observer: WriteObserver | None = None) -> LedgerStore:
+    def open(
+        cls, path: Path, *, create: bool = True, migrate: bool = True, write_observer: WriteObserver | None = None
+    ) -> LedgerStore:
         """Open (or create) the database at ``path``, refusing anything unusable.
 
         An existing file is checked before use (see the module docstring); a
@@ -288,6 +373,9 @@ class LedgerStore:
         database is expected, an empty file means something truncated it. A
         new database is therefore built under a temporary name and renamed
         into place complete, so a crash during creation cannot leave one.
+        Without ``migrate`` an older schema is refused instead of upgraded, so
+        a reader (``scpd ledger``) never writes to a data directory whose lock
+        it does not hold.
         """
         if not path.exists():
             if not create:
@@ -296,7 +384,7 @@ class LedgerStore:
         _precheck_file(path)
         conn = _connect(path)
         try:
-            _prepare(conn, path)
+            _prepare(conn, path, migrate)
             conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT_PAGES}")
             reader = _connect(path)
         except BaseException:
@@ -360,12 +448,17 @@ class LedgerStore:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
+                    conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    # SQLite rolls back by itself on some errors (a full disk) and keeps the
+                    # transaction open on others (a failed COMMIT): end it either way, so the
+                    # next write starts clean.
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
                     raise
-                conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise LedgerError(f"{self.path}: database error during {kind}: {exc}") from None
+                raise StorageError(f"{self.path}: database error during {kind}: {exc}") from None
             if self._observer is not None:
                 self._observer(kind, time.perf_counter() - started)
 
@@ -529,21 +622,24 @@ class LedgerStore:
             rows = conn.execute("SELECT node_id FROM proofs WHERE slot = ?", (min(slot, _INT64_MAX),)).fetchall()
         return {bytes(r[0]) for r in rows}
 
-    def verify_chain(self) -> ChainBreak | None:
-        """Re-walk the whole chain, recomputing every hash; the first break or None.
+    def verify_chain(self, last: int | None = None) -> ChainBreak | None:
+        """Re-walk the chain, recomputing every hash; the first break or None.
 
-        Checks, for each slot from 1 on: no gap, the previous hash links, the
-        value and tx set decode strictly and agree with the stored columns,
-        the tx set builds on the previous ledger, the stored hash is the
-        recomputed one, close times never go backwards, the proofs are
-        EXTERNALIZE statements of this value for this slot, and the tx index
-        maps the set's transactions to this slot or an earlier one.
+        Checks, for each slot: no gap, the previous hash links, the value and
+        tx set decode strictly and agree with the stored columns, the tx set
+        builds on the previous ledger, the stored hash is the recomputed one,
+        close times never go backwards, the proofs are EXTERNALIZE statements
+        of this value for this slot, and the tx index maps the set's
+        transactions to this slot or an earlier one. With ``last``, only the
+        latest ``last`` ledgers are walked (the start-up check), anchored on
+        the stored hash of the ledger before them; otherwise every slot from 1.
+        (Proof signatures need the network and quorum set: see ``scpd ledger verify``.)
         """
         with self._read() as conn:
             # One read transaction: a consistent snapshot even while the node appends.
             conn.execute("BEGIN")
             try:
-                return _walk_chain(conn)
+                return _walk_chain(conn, _walk_start(conn, last))
             finally:
                 conn.execute("COMMIT")
 
@@ -721,9 +817,22 @@ def _proof_problem(slot: int, value_xdr: bytes, env: SCPEnvelope) -> str | None:
     return None
 
 
-def _walk_chain(conn: sqlite3.Connection) -> ChainBreak | None:
-    expected_slot, previous, last_close = 1, GENESIS_HASH, GENESIS_CLOSE_TIME
-    for row in conn.execute(f"{_SELECT_LEDGER} ORDER BY slot"):
+def _walk_start(conn: sqlite3.Connection, last: int | None) -> ChainTip:
+    """Where a walk of the latest ``last`` ledgers starts: the stored ledger before them, or the genesis."""
+    genesis = ChainTip(0, GENESIS_HASH, GENESIS_CLOSE_TIME)
+    if last is None:
+        return genesis
+    row = conn.execute(
+        "SELECT slot, hash, close_time FROM ledgers WHERE slot <= (SELECT MAX(slot) FROM ledgers) - ?"
+        " ORDER BY slot DESC LIMIT 1",
+        (max(last, 1),),
+    ).fetchone()
+    return genesis if row is None else ChainTip(_int(row[0]), _blob(row[1]), _int(row[2]))
+
+
+def _walk_chain(conn: sqlite3.Connection, start: ChainTip) -> ChainBreak | None:
+    expected_slot, previous, last_close = start.slot + 1, start.hash, start.close_time
+    for row in conn.execute(f"{_SELECT_LEDGER} WHERE slot > ? ORDER BY slot", (start.slot,)):
         slot = _int(row[0])
         if slot != expected_slot:
             return ChainBreak(expected_slot, f"missing (the next stored ledger is slot {slot})")
@@ -841,7 +950,7 @@ def _create(path: Path) -> None:
     _fsync_dir(path.parent)
 
 
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+def _prepare(conn: sqlite3.Connection, path: Path, migrate: bool) -> None:
     """Check the schema, switch on WAL and FULL sync, and run the quick check."""
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -851,6 +960,11 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         if version > SCHEMA_VERSION:
             raise LedgerError(
                 f"{path}: schema version {version} is newer than this scpd supports ({SCHEMA_VERSION}); upgrade scpd"
+            )
+        if version < SCHEMA_VERSION and not migrate:
+            raise LedgerError(
+                f"{path}: schema version {version} is older than this scpd's ({SCHEMA_VERSION}); "
+                "start the node once to upgrade it"
             )
         while version < SCHEMA_VERSION:
             migration = _MIGRATIONS.get(version)

@@ -63,6 +63,7 @@ from prometheus_client.registry import Collector
 
 from scpd.base.quorum import all_validators
 from scpd.base.types import NodeID, SCPConfirm, SCPEnvelope, SCPExternalize, SCPNomination, SCPPrepare
+from scpd.node.overlay.overlay import LIMIT_COUNTERS
 from scpd.scp.ballot import INFINITE
 
 if TYPE_CHECKING:
@@ -95,11 +96,14 @@ ENVELOPE_REJECT_REASONS = (
 )
 TIMERS = ("nomination", "ballot")
 LEDGER_WRITE_KINDS = ("ledger", "own_envelope", "prune", "quorum_set", "peer")
+# Writes the herder retries when they fail (StorageHealth), for scpd_storage_write_failures.
+STORAGE_RETRIED_KINDS = ("ledger", "own_envelope")
 TX_SOURCES = ("peer", "api")
 TX_REFUSALS = ("empty", "too-large", "queue-full")
 
 _SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0)
 _COUNT_BUCKETS = (1, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50)
+_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -195,6 +199,28 @@ class Metrics:
             buckets=_WRITE_BUCKETS,
             registry=r,
         )
+        # -- storage trouble: failed ledger / own-envelope writes are retried (scpd.node.ledger.StorageHealth)
+        self.storage_write_failures = Counter(
+            "scpd_storage_write_failures",
+            "Ledger and own-envelope writes that failed (disk full, I/O error) and are retried, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.storage_failing = Gauge(
+            "scpd_storage_failing", "1 while the node's last ledger or own-envelope write failed, else 0", registry=r
+        )
+        for kind in STORAGE_RETRIED_KINDS:
+            self.storage_write_failures.labels(kind)
+        # -- the event loop (scpd.operator.watchdog)
+        self.event_loop_lag = Histogram(
+            "scpd_event_loop_lag_seconds",
+            "How late the event loop ran the watchdog's periodic beat",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
+        self.event_loop_blocked = Counter(
+            "scpd_event_loop_blocked", "Episodes of the event loop not running for a second or more", registry=r
+        )
         # -- intake: trust, future slots, signature verdicts, equivocation (docs/security.md)
         self.signature_cache_hits = Counter(
             "scpd_signature_cache_hits",
@@ -238,6 +264,13 @@ class Metrics:
     def observe_write(self, kind: str, seconds: float) -> None:
         """The ledger store's ``write_observer``."""
         self.ledger_write_seconds.labels(kind).observe(seconds)
+
+    def storage_failed(self, kind: str) -> None:
+        self.storage_write_failures.labels(kind).inc()
+        self.storage_failing.set(1)
+
+    def storage_recovered(self) -> None:
+        self.storage_failing.set(0)
 
     def slot_externalized(self, slot: int, seconds: float | None, snapshot: Mapping[str, object] | None) -> None:
         """Record one written ledger; ``snapshot`` is the core's picture of the slot (rounds, counter)."""
@@ -303,10 +336,17 @@ class _StateCollector(Collector):
                 stats.misbehaviour_disconnects,
             ),
             ("scpd_overlay_bans", "Peers banned for misbehaviour", stats.bans),
+            ("scpd_overlay_answer_bytes", "Bytes of answers to peers' requests", stats.answer_bytes),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)
             yield c
+        limited = CounterMetricFamily(
+            "scpd_overlay_limited", "Connections, requests and answers refused by a resource limit", labels=["limit"]
+        )
+        for limit in LIMIT_COUNTERS:
+            limited.add_metric([limit], getattr(stats, limit))
+        yield limited
         q = GaugeMetricFamily("scpd_tx_queue_transactions", "Transactions waiting in the queue")
         q.add_metric([], len(herder.txqueue))
         yield q

@@ -3,7 +3,7 @@
 ``GET /info`` (who, which network, state, latest ledger, peers, quorum
 summary), ``GET /quorum`` (each member of the local quorum set and what we
 hear from it), ``GET /scp?slot=N&limit=K`` (the consensus core's snapshots),
-``GET /peers`` and ``GET /readyz``. Every answer is JSON; all of them only
+and ``GET /peers`` (``GET /readyz`` is in ``api_health``). Every answer is JSON; all of them only
 read the node's state on the event loop and are cheap (no I/O), except
 ``/quorum``'s transitive analysis of every quorum set the node has seen,
 which runs in a worker thread and is cached until those sets change.
@@ -16,8 +16,8 @@ The node's state is one of:
   its quorum);
 * ``joining``: this process has not written a ledger yet.
 
-``/readyz`` answers 200 only when synced, so a load balancer or orchestrator
-sends work only to a node that is following its quorum.
+``/readyz`` answers 200 only when synced (and its writes reach the disk), so a
+load balancer or orchestrator sends work only to a node that is following its quorum.
 """
 
 from __future__ import annotations
@@ -240,12 +240,6 @@ async def peers(request: web.Request) -> web.Response:
     return web.json_response({"connected": len(out), "peers": out})
 
 
-async def readyz(request: web.Request) -> web.Response:
-    status = node_status(_ctx(request))
-    ready = status.state == "synced"
-    return web.json_response({"ready": ready, "state": status.state}, status=200 if ready else 503)
-
-
 def _ctx(request: web.Request) -> NodeContext:
     return request.app[CONTEXT_KEY]
 
@@ -268,7 +262,6 @@ _ROUTES: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {
     "/quorum": quorum,
     "/scp": scp,
     "/peers": peers,
-    "/readyz": readyz,
 }
 
 

@@ -1,27 +1,32 @@
 """The daemon: one validator (or watcher) process, wired from its configuration.
 
-``run_node`` opens the ledger store, builds the herder (consensus driver) and
-the overlay (TCP peers), starts them, and waits for SIGTERM or SIGINT. On a
-signal it stops the cadence and timers first, then the overlay (flushing what
-is queued), then closes the store, so every write in progress completes: a
-graceful stop loses nothing and exits 0 within a few seconds.
+``run_node`` locks the data directory (one node per directory, see
+``scpd.node.datadir``), opens the ledger store and re-walks its latest ledgers
+(an edited or damaged chain stops it there), builds the herder (consensus
+driver) and the overlay (TCP peers), starts them, and waits for SIGTERM or
+SIGINT. On a signal it stops the cadence and timers first, then the overlay
+(flushing what is queued), then closes the store, so every write in progress
+completes: a graceful stop loses nothing and exits 0 within a few seconds.
+Signals reach it through the loop watchdog (``scpd.operator.watchdog``), which
+also reports a blocked loop and ends the process if a stop cannot happen in time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import structlog
 from aiohttp import web
 
-from scpd.errors import ScpdError
+from scpd.base.quorum import all_validators
+from scpd.errors import LedgerError, ScpdError
 from scpd.node.catchup import CatchupSettings
+from scpd.node.datadir import DataDirLock
 from scpd.node.herder import ExternalizedSlot, Herder, HerderSettings
-from scpd.node.ledger import LedgerStore
+from scpd.node.ledger import START_CHECK_LEDGERS, LedgerStore
 from scpd.node.metrics import Metrics, stale_after
 from scpd.node.overlay.backoff import Backoff
 from scpd.node.overlay.messages import PeerAddress
@@ -32,6 +37,8 @@ from scpd.operator.api_metrics import start_metrics_http
 from scpd.operator.config import NodeConfig
 from scpd.operator.config import PeerAddress as ConfigAddress
 from scpd.operator.http_api import NodeContext, start_http
+from scpd.operator.quorum_log import run_quorum_log
+from scpd.operator.watchdog import LoopWatchdog
 
 __all__ = ["herder_settings", "overlay_config", "run_node"]
 
@@ -51,7 +58,13 @@ def herder_settings(cfg: NodeConfig) -> HerderSettings:
         ballot_timeout_increment=t.ballot_timeout_increment,
         max_timeout=t.max_timeout,
         tx_set_limits=TxSetLimits(lg.max_tx_count, lg.max_tx_set_size),
-        queue_limits=QueueLimits(max_tx_bytes=lg.max_tx_size, max_txs=lg.max_queue_txs, max_bytes=lg.max_queue_bytes),
+        queue_limits=QueueLimits(
+            max_tx_bytes=lg.max_tx_size,
+            max_txs=lg.max_queue_txs,
+            max_bytes=lg.max_queue_bytes,
+            peer_share=lg.peer_queue_share,
+            client_reserve=lg.client_queue_reserve,
+        ),
         max_close_time_drift=int(lg.max_close_time_drift),
         catchup=CatchupSettings(max_frame=cfg.overlay.max_message_size),
         record_envelopes=cfg.data_dir / RECEIVED_ENVELOPES_FILE if lg.record_envelopes else None,
@@ -78,6 +91,15 @@ def overlay_config(cfg: NodeConfig) -> OverlayConfig:
         handshake_timeout=o.handshake_timeout,
         ban_seconds=o.ban_duration,
         backoff=Backoff(initial=o.reconnect_initial, maximum=o.reconnect_max),
+        preferred_nodes=frozenset(all_validators(cfg.quorum_set)),
+        max_pending_handshakes=o.max_pending_handshakes,
+        send_queue_bytes=o.send_queue_bytes,
+        answer_rate=o.answer_rate,
+        answer_burst=o.answer_burst,
+        answer_ratio=o.answer_ratio,
+        answer_total_rate=o.answer_total_rate,
+        answer_total_burst=o.answer_total_burst,
+        new_key_interval=o.new_key_interval,
     )
 
 
@@ -111,8 +133,27 @@ async def _listening(what: str, address: ConfigAddress, start: Awaitable[_T]) ->
 
 async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], None] | None = None) -> int:
     """Run one node until SIGTERM/SIGINT; returns the process exit code."""
-    metrics = Metrics()
+    with DataDirLock.acquire(cfg.data_dir):
+        return await _run_locked(cfg, on_started)
+
+
+def _open_checked(cfg: NodeConfig, metrics: Metrics) -> LedgerStore:
+    """Open the ledger and re-walk its latest ledgers; an edited or damaged chain stops the node here."""
     store = LedgerStore.open_data_dir(cfg.data_dir, write_observer=metrics.observe_write)
+    try:
+        found = store.verify_chain(last=START_CHECK_LEDGERS)
+    except BaseException:
+        store.close()
+        raise
+    if found is not None:
+        store.close()
+        raise LedgerError(f"{store.path}: ledger broken at {found}; see `scpd ledger verify`")
+    return store
+
+
+async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], None] | None) -> int:
+    metrics = Metrics()
+    store = _open_checked(cfg, metrics)
     herder = Herder(
         cfg.keypair,
         cfg.network_id,
@@ -129,16 +170,17 @@ async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], N
     for address in cfg.known_addresses:
         overlay.add_address(_address(address))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    # SIGTERM / SIGINT set `stop`, through a watchdog that a blocked loop cannot starve.
+    watchdog = LoopWatchdog(metrics, stop.set)
+    watchdog.start()
     http: web.AppRunner | None = None
     metrics_http: web.AppRunner | None = None
+    quorum_log: asyncio.Task[None] | None = None
+    ctx = NodeContext(cfg, herder, overlay, store, metrics)
     try:
         # Bind every listener before consensus starts: a port in use stops the node cleanly.
         await _listening("peer connections", cfg.listen, overlay.start())
         if cfg.http_listen is not None:
-            ctx = NodeContext(cfg, herder, overlay, store, metrics)
             http = await _listening("the admin API", cfg.http_listen, start_http(ctx, *_host_port(cfg.http_listen)))
         if cfg.metrics_enabled and cfg.metrics_listen is not None:
             metrics_http = await _listening(
@@ -153,13 +195,16 @@ async def run_node(cfg: NodeConfig, *, on_started: Callable[[Herder, Overlay], N
             ledger=tip.slot,
             peers=len(cfg.peers),
         )
+        quorum_log = asyncio.create_task(run_quorum_log(ctx), name="quorum-log")
         if on_started is not None:
             on_started(herder, overlay)
         await stop.wait()
         log.info("node stopping")
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        watchdog.close()
+        if quorum_log is not None:
+            quorum_log.cancel()
+            await asyncio.gather(quorum_log, return_exceptions=True)
         if http is not None:
             await http.cleanup()
         if metrics_http is not None:

@@ -1,0 +1,110 @@
+"""The periodic quorum line and the ``lost sync`` / ``back in sync`` lines.
+
+Operators diagnose a stalled validator from its logs first (stellar-core's
+periodic quorum line and its "lost sync" line are how they do it there), so
+the node says how its quorum is doing without being asked:
+
+* ``quorum``: the node's state (``synced`` / ``stuck`` / ``joining``, see
+  ``api_admin.node_status``), its last ledger, how many members of its quorum
+  set agree / are delayed / missing / disagree (who, for the last two), and
+  ``fail_at``: how many more of the members still with us (agreeing or
+  delayed) must fail before the failed ones block every slice of ours
+  (``fail_with``: one smallest such set; ``fail_at`` is 0 when they already
+  do, null when no failure can block us). Every ``slot_interval`` while the
+  node is not synced (warning), every ``SYNCED_INTERVAL`` while it is (info).
+* ``lost sync`` (warning) when a synced node stops being synced, ``back in
+  sync`` (info) when it is synced again; ``in sync`` the first time.
+
+:class:`QuorumLog` decides what to say from the status and the time it is
+given (no clock, no I/O), so tests feed it states; :func:`run_quorum_log` is
+the loop that feeds it on the running node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from scpd.base.quorum import closest_v_blocking
+from scpd.base.types import NodeID, SCPQuorumSet
+from scpd.node.metrics import MemberState
+from scpd.operator.api_admin import NodeStatus, node_status
+from scpd.operator.http_api import NodeContext
+
+__all__ = ["SYNCED_INTERVAL", "LogLine", "QuorumLog", "run_quorum_log"]
+
+log = structlog.get_logger("scpd.quorum")
+
+SYNCED_INTERVAL = 60.0
+# How often the running node looks; the lines themselves come at the intervals above.
+_CHECK_INTERVAL = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    level: str  # "info" or "warning"
+    event: str
+    fields: dict[str, object]
+
+
+class QuorumLog:
+    """What to log about the quorum at each check (see the module docstring)."""
+
+    def __init__(
+        self, quorum_set: SCPQuorumSet, local: NodeID, label: Callable[[NodeID], str], slot_interval: float
+    ) -> None:
+        self._qset = quorum_set
+        self._local = local
+        self._label = label
+        self._slot_interval = slot_interval
+        self._state: str | None = None
+        self._ever_synced = False
+        self._last_line = float("-inf")
+
+    def lines(self, status: NodeStatus, ledger: int, now: float) -> list[LogLine]:
+        out: list[LogLine] = []
+        synced = status.state == "synced"
+        was_synced = self._state == "synced"
+        if synced and not was_synced:
+            out.append(LogLine("info", "back in sync" if self._ever_synced else "in sync", {"ledger": ledger}))
+            self._ever_synced = True
+        elif was_synced and not synced:
+            out.append(LogLine("warning", "lost sync", {"ledger": ledger, "state": status.state}))
+        changed = status.state != self._state
+        self._state = status.state
+        interval = SYNCED_INTERVAL if synced else self._slot_interval
+        if changed or now - self._last_line >= interval:
+            self._last_line = now
+            out.append(LogLine("info" if synced else "warning", "quorum", self._summary(status, ledger)))
+        return out
+
+    def _summary(self, status: NodeStatus, ledger: int) -> dict[str, object]:
+        by_state: dict[MemberState, list[NodeID]] = {s: [] for s in MemberState}
+        for m in status.members:
+            by_state[m.state].append(m.node_id)
+        alive = by_state[MemberState.AGREE] + by_state[MemberState.DELAYED]
+        fail_with = closest_v_blocking(self._qset, alive, excluded=self._local)
+        return {
+            "state": status.state,
+            "ledger": ledger,
+            **{s.value: len(nodes) for s, nodes in by_state.items()},
+            "fail_at": None if fail_with is None else len(fail_with),
+            "fail_with": None if fail_with is None else sorted(self._label(n) for n in fail_with),
+            "missing_nodes": sorted(self._label(n) for n in by_state[MemberState.MISSING]),
+            "disagree_nodes": sorted(self._label(n) for n in by_state[MemberState.DISAGREE]),
+        }
+
+
+async def run_quorum_log(ctx: NodeContext) -> None:
+    """Check the quorum every second for the node's lifetime and log what :class:`QuorumLog` says."""
+    herder = ctx.herder
+    quorum_log = QuorumLog(herder.scp.quorum_set, herder.node_id, ctx.config.label, ctx.config.timers.slot_interval)
+    while True:
+        now = time.time()
+        for line in quorum_log.lines(node_status(ctx, now), herder.tip.slot, now):
+            getattr(log, line.level)(line.event, **line.fields)
+        await asyncio.sleep(_CHECK_INTERVAL)
