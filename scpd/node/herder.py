@@ -834,6 +834,8 @@ class Herder(Driver):
 
     def _release_pending(self) -> None:
         """The current slot moved: its waiting envelopes go on (fetch, then core); older state is dropped."""
+        if not self._running:
+            return
         current = self.current_slot
         oldest_kept = max(0, current - self.settings.keep_slots)
         self.equivocations.forget_below(oldest_kept)
