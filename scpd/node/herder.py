@@ -10,11 +10,16 @@ ledger, and combines candidates. It also drives the cadence: slot ``i + 1`` is
 nominated ``slot_interval`` after slot ``i`` was, or as soon as slot ``i``
 externalizes if that takes longer.
 
-Envelopes arrive from the overlay hostile. The herder checks the cheap things
-first (the slot is near ours), then the signature, then fetches what the
-statement references and we lack (its quorum set, the tx sets of its values)
-from the peer that sent it, holding the envelope meanwhile (bounded), and
-only then hands it to the core. An invalid envelope scores its sender.
+Envelopes arrive from the overlay hostile (docs/security.md). The herder
+checks the cheap things first: the signer is in the transitive closure of our
+quorum set (``scpd.node.trust``), the slot is near ours; then the signature,
+at most once per envelope (``scpd.node.sigcache``); then whether the signer
+contradicts itself (``scpd.node.equivocation``). A statement for a future
+slot waits in ``scpd.node.pending`` until its slot is current; one for the
+current slot goes to the core once what it references and we lack (its
+quorum set, the tx sets of its values) is fetched from the peer that sent it
+(bounded), so the core only ever judges values it can judge
+(docs/consensus.md). An invalid envelope scores its sender.
 
 Externalized values are written to the ledger store strictly in slot order
 by one writer task, in a worker thread (a commit with many transactions takes
