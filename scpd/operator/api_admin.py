@@ -134,6 +134,8 @@ async def quorum(request: web.Request) -> web.Response:
             "summary": _summary(ctx, status),
             "quorum_set": level(herder.scp.quorum_set),
             "transitive": await ctx.watch.transitive(),
+            # Proof of each equivocation seen (both signed envelopes, base64 XDR), newest last.
+            "equivocations": [e.to_json() for e in herder.equivocations.evidence],
         }
     )
 

@@ -41,7 +41,9 @@ class NodeStatus:
 def node_status(config: NodeConfig, herder: Herder, now: float | None = None) -> NodeStatus:
     now = time.time() if now is None else now
     stale = stale_after(config.timers.slot_interval)
-    members = quorum_members(herder.scp, herder.node_id, herder.tip.slot, herder.heard_at, now, stale)
+    members = quorum_members(
+        herder.scp, herder.node_id, herder.tip.slot, herder.heard_at, now, stale, herder.equivocations.nodes
+    )
     qset = herder.scp.quorum_set
     agree = {m.node_id for m in members if m.state is MemberState.AGREE}
     absent = {m.node_id for m in members if m.state in (MemberState.MISSING, MemberState.DISAGREE)}
