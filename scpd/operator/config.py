@@ -713,8 +713,12 @@ def _closest_field(loc: Sequence[int | str]) -> str | None:
 def _unknown(err: ErrorDetails) -> str:
     """``unknown key`` or ``unknown section``, with a did-you-mean when a declared one is close."""
     close = _closest_field(err["loc"])
-    if isinstance(err.get("input"), dict):
-        return "unknown section" + (f" (did you mean [{format_key_path([*err['loc'][:-1], close])}]?)" if close else "")
+    value = err.get("input")
+    if isinstance(value, dict) or (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+        # A table ([name]) or an array of tables ([[name]]): suggest it written the same way.
+        left, right = ("[", "]") if isinstance(value, dict) else ("[[", "]]")
+        where = format_key_path([*err["loc"][:-1], close]) if close else ""
+        return "unknown section" + (f" (did you mean {left}{where}{right}?)" if close else "")
     return "unknown key" + (f" (did you mean {close!r}?)" if close else "")
 
 

@@ -787,3 +787,16 @@ class Overlay:
         return await self._txsets.wait(
             tx_set_hash, peer.node_id, lambda: peer.send(GetTxSet(tx_set_hash)), timeout, verify
         )
+
+    # ----- operator accessors (admin API) ---------------------------------
+
+    def pending_handshakes(self) -> tuple[int, list[PeerAddress]]:
+        """Connections not yet authenticated: how many inbound, and the addresses being dialed."""
+        return len(self._handshaking), sorted(self._dialing, key=str)
+
+    def bans(self) -> list[tuple[NodeID | PeerAddress, float]]:
+        """Every ban in force (a node id or an address) with its seconds left."""
+        return [(key, left) for key, left in self._bans.entries() if isinstance(key, NodeID | PeerAddress)]
+
+    def unban(self, key: NodeID | PeerAddress) -> None:
+        self._bans.unban(key)
