@@ -231,7 +231,7 @@ def unrequested_quorum_sets(net: Network, count: int = 1000, validators: int = 5
         for _ in range(count // 100):
             qsets = [SCPQuorumSet(1, tuple(Keypair.random().public_key for _ in range(validators))) for _ in range(100)]
             peer.send_many(QuorumSetMessage(q) for q in qsets)
-        assert peer.sync(), "the node stopped answering the attacker's PING"
+        assert peer.sync(60), "the node stopped answering the attacker's PING"
         wait_more_ledgers(net, before, 3)
     return Figures(ledgers_during=ledgers_since(net, before), extra=stored_quorum_sets(target))
 
@@ -250,7 +250,7 @@ def junk_transactions(net: Network, count: int = 175_000, batch: int = 5000, cli
         for _ in range(clients):
             # Ledgers drain the queue; the attacker refills what they took before each client comes.
             peer.send(TransactionBatch(tuple(os.urandom(64) for _ in range(batch))))
-            assert peer.sync(), "the node stopped answering the attacker's PING"
+            assert peer.sync(60), "the node stopped answering the attacker's PING"
             status, _ = http(f"{target.http_url}/tx", os.urandom(100))
             refused += status >= 500
     wait_more_ledgers(net, before, 2)
