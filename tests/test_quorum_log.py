@@ -7,10 +7,11 @@ from pathlib import Path
 from netutil import Network, Node, wait_for
 
 from scpd.base.keys import Keypair
+from scpd.base.quorum import closest_v_blocking
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.node.metrics import MemberState, QuorumMember
-from scpd.operator.api_admin import NodeStatus
 from scpd.operator.quorum_log import SYNCED_INTERVAL, LogLine, QuorumLog
+from scpd.operator.status import NodeStatus
 
 L, A, B, C = (Keypair(bytes([0x60 + i]) * 32).public_key for i in range(4))
 QSET = SCPQuorumSet(3, (L, A, B, C))
@@ -20,7 +21,10 @@ SLOT = 5.0
 
 def status(state: str, **members: MemberState) -> NodeStatus:
     states = {L: MemberState.AGREE, **{k: members.get(NAMES[k], MemberState.AGREE) for k in (A, B, C)}}
-    return NodeStatus(state, [QuorumMember(n, s, None, 0.0) for n, s in states.items()], True, False, 0.0)
+    # As status.node_status finds it: members still with us are those neither missing nor disagreeing.
+    up = [n for n, s in states.items() if s not in (MemberState.MISSING, MemberState.DISAGREE)]
+    members_now = [QuorumMember(n, s, None, 0.0) for n, s in states.items()]
+    return NodeStatus(state, members_now, True, False, 0.0, closest_v_blocking(QSET, up, L))
 
 
 def label(node: NodeID) -> str:
@@ -65,7 +69,8 @@ def test_losing_the_quorum_is_said_at_once_then_every_slot_and_recovery_too() ->
 
 def test_a_quorum_no_failure_can_block_reports_no_fail_at() -> None:
     q = QuorumLog(SCPQuorumSet(1, (L,)), L, label, SLOT)
-    line = q.lines(NodeStatus("synced", [QuorumMember(L, MemberState.AGREE, None, 0.0)], True, False, 0.0), 1, 0.0)
+    alone = NodeStatus("synced", [QuorumMember(L, MemberState.AGREE, None, 0.0)], True, False, 0.0, None)
+    line = q.lines(alone, 1, 0.0)
     assert line[-1].fields["fail_at"] is None and line[-1].fields["fail_with"] is None
 
 
