@@ -81,11 +81,14 @@ def test_a_node_without_peers_says_so_every_slot_and_warns_of_each_dial_failure(
     try:
         wait_for(lambda: len(records(alone, "quorum")) >= 3, 30, "three quorum lines")
         line = records(alone, "quorum")[-1]
-        assert line["level"] == "warning"
+        assert line["level"] == "info"  # joining, not stuck: it never had a quorum
         assert (line["state"], line["missing"], line["agree"], line["fail_at"]) == ("joining", 3, 1, 0)
-        dial = records(alone, "dial failed")
-        assert dial and dial[0]["level"] == "warning"
-        assert isinstance(dial[0]["retry_in"], float) and dial[0]["retry_in"] > 0
+        # The first failure of an address may be a peer still starting; the next ones are warnings.
+        wait_for(lambda: any(r["failures"] == 2 for r in records(alone, "dial failed")), 30, "a second dial failure")
+        levels = {r["failures"]: r["level"] for r in records(alone, "dial failed")}
+        assert levels[1] == "info" and levels[2] == "warning"
+        retry_in = records(alone, "dial failed")[-1]["retry_in"]
+        assert isinstance(retry_in, float) and retry_in > 0
     finally:
         alone.terminate()
 

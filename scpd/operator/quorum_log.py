@@ -11,7 +11,10 @@ the node says how its quorum is doing without being asked:
   delayed) must fail before the failed ones block every slice of ours
   (``fail_with``: one smallest such set; ``fail_at`` is 0 when they already
   do, null when no failure can block us). Every ``slot_interval`` while the
-  node is not synced (warning), every ``SYNCED_INTERVAL`` while it is (info).
+  node is not synced, every ``SYNCED_INTERVAL`` while it is; at warning level
+  while ``stuck`` (it had ledgers and lost them), at info otherwise (a
+  ``joining`` node just started, or has never reached its quorum: the line
+  says who is missing, and ``dial failed`` says why).
 * ``lost sync`` (warning) when a synced node stops being synced, ``back in
   sync`` (info) when it is synced again; ``in sync`` the first time.
 
@@ -79,7 +82,8 @@ class QuorumLog:
         interval = SYNCED_INTERVAL if synced else self._slot_interval
         if changed or now - self._last_line >= interval:
             self._last_line = now
-            out.append(LogLine("info" if synced else "warning", "quorum", self._summary(status, ledger)))
+            level = "warning" if status.state == "stuck" else "info"
+            out.append(LogLine(level, "quorum", self._summary(status, ledger)))
         return out
 
     def _summary(self, status: NodeStatus, ledger: int) -> dict[str, object]:
@@ -102,7 +106,10 @@ class QuorumLog:
 async def run_quorum_log(ctx: NodeContext) -> None:
     """Check the quorum every second for the node's lifetime and log what :class:`QuorumLog` says."""
     herder = ctx.herder
-    quorum_log = QuorumLog(herder.scp.quorum_set, herder.node_id, ctx.config.label, ctx.config.timers.slot_interval)
+    cfg = ctx.config
+    quorum_log = QuorumLog(
+        herder.scp.quorum_set, herder.node_id, lambda n: cfg.name_of(n) or str(n), cfg.timers.slot_interval
+    )
     while True:
         now = time.time()
         for line in quorum_log.lines(node_status(ctx, now), herder.tip.slot, now):
