@@ -31,8 +31,12 @@ def events(lines: list[LogLine]) -> list[tuple[str, str]]:
     return [(line.level, line.event) for line in lines]
 
 
+def quorum_log() -> QuorumLog:
+    return QuorumLog(QSET, L, label, SLOT, joining_grace=3 * SLOT)
+
+
 def test_a_synced_node_says_so_once_then_every_minute() -> None:
-    q = QuorumLog(QSET, L, label, SLOT)
+    q = quorum_log()
     first = q.lines(status("synced"), 10, 1000.0)
     assert events(first) == [("info", "in sync"), ("info", "quorum")]
     summary = first[1].fields
@@ -46,7 +50,7 @@ def test_a_synced_node_says_so_once_then_every_minute() -> None:
 
 
 def test_losing_the_quorum_is_said_at_once_then_every_slot_and_recovery_too() -> None:
-    q = QuorumLog(QSET, L, label, SLOT)
+    q = quorum_log()
     q.lines(status("synced"), 10, 0.0)
     lost = q.lines(status("stuck", a=MemberState.MISSING, b=MemberState.DISAGREE), 10, 1.0)
     assert events(lost) == [("warning", "lost sync"), ("warning", "quorum")]
@@ -64,9 +68,24 @@ def test_losing_the_quorum_is_said_at_once_then_every_slot_and_recovery_too() ->
 
 
 def test_a_quorum_no_failure_can_block_reports_no_fail_at() -> None:
-    q = QuorumLog(SCPQuorumSet(1, (L,)), L, label, SLOT)
+    q = QuorumLog(SCPQuorumSet(1, (L,)), L, label, SLOT, joining_grace=0.0)
     line = q.lines(NodeStatus("synced", [QuorumMember(L, MemberState.AGREE, None, 0.0)], True, False, 0.0), 1, 0.0)
     assert line[-1].fields["fail_at"] is None and line[-1].fields["fail_with"] is None
+
+
+def test_a_joining_node_is_quiet_for_the_grace_then_says_so_every_slot() -> None:
+    q = quorum_log()
+    joining = status("joining", a=MemberState.MISSING, b=MemberState.MISSING, c=MemberState.MISSING)
+    assert q.lines(joining, 0, 100.0) == []
+    assert q.lines(joining, 0, 100.0 + 3 * SLOT - 0.1) == []
+    first = q.lines(joining, 0, 100.0 + 3 * SLOT)
+    assert events(first) == [("info", "quorum")]
+    assert first[0].fields["missing"] == 3 and first[0].fields["fail_at"] == 0
+    assert events(q.lines(joining, 0, 100.0 + 4 * SLOT)) == [("info", "quorum")]
+    # Syncing within the grace is said at once.
+    q = quorum_log()
+    q.lines(joining, 0, 0.0)
+    assert events(q.lines(status("synced"), 1, 1.0)) == [("info", "in sync"), ("info", "quorum")]
 
 
 def records(node: Node, event: str) -> list[dict[str, object]]:

@@ -13,8 +13,10 @@ the node says how its quorum is doing without being asked:
   do, null when no failure can block us). Every ``slot_interval`` while the
   node is not synced, every ``SYNCED_INTERVAL`` while it is; at warning level
   while ``stuck`` (it had ledgers and lost them), at info otherwise (a
-  ``joining`` node just started, or has never reached its quorum: the line
-  says who is missing, and ``dial failed`` says why).
+  ``joining`` node has never reached its quorum: the line says who is
+  missing, and ``dial failed`` says why). A node that just started is
+  expected to be joining: its lines begin once it has been joining for
+  ``stale_after`` (three slots, at least 10 s), unless it syncs first.
 * ``lost sync`` (warning) when a synced node stops being synced, ``back in
   sync`` (info) when it is synced again; ``in sync`` the first time.
 
@@ -34,7 +36,7 @@ import structlog
 
 from scpd.base.quorum import closest_v_blocking
 from scpd.base.types import NodeID, SCPQuorumSet
-from scpd.node.metrics import MemberState
+from scpd.node.metrics import MemberState, stale_after
 from scpd.operator.api_admin import NodeStatus, node_status
 from scpd.operator.http_api import NodeContext
 
@@ -58,18 +60,27 @@ class QuorumLog:
     """What to log about the quorum at each check (see the module docstring)."""
 
     def __init__(
-        self, quorum_set: SCPQuorumSet, local: NodeID, label: Callable[[NodeID], str], slot_interval: float
+        self,
+        quorum_set: SCPQuorumSet,
+        local: NodeID,
+        label: Callable[[NodeID], str],
+        slot_interval: float,
+        joining_grace: float,
     ) -> None:
         self._qset = quorum_set
         self._local = local
         self._label = label
         self._slot_interval = slot_interval
+        self._joining_grace = joining_grace
+        self._first_check: float | None = None
         self._state: str | None = None
         self._ever_synced = False
         self._last_line = float("-inf")
 
     def lines(self, status: NodeStatus, ledger: int, now: float) -> list[LogLine]:
         out: list[LogLine] = []
+        if self._first_check is None:
+            self._first_check = now
         synced = status.state == "synced"
         was_synced = self._state == "synced"
         if synced and not was_synced:
@@ -79,6 +90,8 @@ class QuorumLog:
             out.append(LogLine("warning", "lost sync", {"ledger": ledger, "state": status.state}))
         changed = status.state != self._state
         self._state = status.state
+        if status.state == "joining" and now - self._first_check < self._joining_grace:
+            return out  # just started: joining is expected, not news
         interval = SYNCED_INTERVAL if synced else self._slot_interval
         if changed or now - self._last_line >= interval:
             self._last_line = now
@@ -107,8 +120,13 @@ async def run_quorum_log(ctx: NodeContext) -> None:
     """Check the quorum every second for the node's lifetime and log what :class:`QuorumLog` says."""
     herder = ctx.herder
     cfg = ctx.config
+    slot_interval = cfg.timers.slot_interval
     quorum_log = QuorumLog(
-        herder.scp.quorum_set, herder.node_id, lambda n: cfg.name_of(n) or str(n), cfg.timers.slot_interval
+        herder.scp.quorum_set,
+        herder.node_id,
+        lambda n: cfg.name_of(n) or str(n),
+        slot_interval,
+        joining_grace=stale_after(slot_interval),
     )
     while True:
         now = time.time()
