@@ -24,6 +24,8 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_sim.py": ([], ["--nodes", "10"]),
     "bench_localnet.py": ([], ["--nodes", "4", "--slots", "10"]),
     "bench_tx_throughput.py": ([], ["--quick"]),
+    "bench_hostile_resources.py": ([], []),
+    "bench_hostile_intake.py": ([], []),
 }
 
 

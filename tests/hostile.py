@@ -17,8 +17,10 @@ whatever the test wants:
         print(peer.bytes_out, peer.bytes_in, peer.closed_by_remote)
 
 Every byte crossing the socket is counted in ``bytes_out`` / ``bytes_in``
-(frames, MACs and the handshake included), so a test can assert the
-amplification the node allows: ``bytes_in / bytes_out`` of the attacker.
+(frames, MACs and the handshake included), and what was read is also counted
+per message type in ``bytes_in_by_type``, so a test can assert the
+amplification the node allows: the answers' bytes over the attacker's
+(flooded SCP messages the node relays meanwhile are not answers).
 ``rcvbuf`` shrinks the socket's receive buffer before connecting, so a peer
 that never reads stops the node's writes after a few kilobytes instead of the
 kernel's default megabytes.
@@ -30,10 +32,12 @@ kernel's default megabytes.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
 import time
 import tomllib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +46,15 @@ from typing import Protocol
 from scpd.base.keys import Keypair, network_id, sign_statement
 from scpd.base.types import NodeID, Pledges, SCPStatement
 from scpd.errors import OverlayError, XdrError
-from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, encode_frame
+from scpd.node.overlay.framing import encode_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError
 from scpd.node.overlay.messages import (
+    MAX_OPAQUE,
     Auth,
-    ErrorMessage,
     Hello,
     OverlayMessage,
+    Ping,
+    Pong,
     ScpMessage,
     decode_message,
     encode_message,
@@ -104,8 +110,10 @@ class HostilePeer:
         self.remote_hello: Hello | None = None
         self.bytes_out = 0
         self.bytes_in = 0
+        self.bytes_in_by_type: Counter[int] = Counter()  # authenticated messages read, framing included
         self.closed_by_remote = False
         self._buffer = bytearray()
+        self.max_frame = MAX_OPAQUE  # what we send is not bound by any limit of the node
 
     # ----- connecting -----------------------------------------------------
 
@@ -187,7 +195,7 @@ class HostilePeer:
     def sealed(self, message: OverlayMessage) -> bytes:
         """One framed, sequenced and MACed message (uses the next sequence number)."""
         assert self.session is not None, "handshake first"
-        return encode_frame(self.session.seal(message), DEFAULT_MAX_FRAME)
+        return encode_frame(self.session.seal(message), self.max_frame)
 
     def send(self, message: OverlayMessage) -> int:
         """Send one authenticated message; returns the bytes written."""
@@ -222,9 +230,11 @@ class HostilePeer:
         except (TimeoutError, OverlayError):
             return None
         try:
-            return self.session.open(frame)[0]
+            message = self.session.open(frame)[0]
         except XdrError:
             return None
+        self.bytes_in_by_type[message.TYPE] += len(frame) + _LENGTH.size
+        return message
 
     def read_for(self, seconds: float) -> list[OverlayMessage]:
         """Everything the node sends during ``seconds`` (stops early if it hangs up)."""
@@ -242,9 +252,16 @@ class HostilePeer:
             if message is None:
                 continue
             got.append(message)
-            if done(message) or isinstance(message, ErrorMessage):
+            if done(message):
                 break
         return got
+
+    def sync(self, timeout: float = 10.0) -> bool:
+        """PING and read until the PONG: the node has handled everything sent before (it reads in order)."""
+        nonce = int.from_bytes(os.urandom(8), "big")
+        self.send(Ping(nonce))
+        got = self.read_until(lambda m: isinstance(m, Pong) and m.nonce == nonce, timeout)
+        return bool(got) and got[-1] == Pong(nonce)
 
     def wait_closed(self, timeout: float = 10.0) -> bool:
         """Read (and discard) until the node closes the connection; True if it did within ``timeout``."""
@@ -264,7 +281,7 @@ class HostilePeer:
     def _read_frame(self, timeout: float | None = None) -> bytes:
         header = self._read_exactly(_LENGTH.size, timeout)
         (length,) = _LENGTH.unpack(header)
-        if not 0 < length <= DEFAULT_MAX_FRAME:
+        if not 0 < length <= self.max_frame:
             raise OverlayError(f"node sent a frame of {length} bytes")
         return self._read_exactly(length, timeout)
 

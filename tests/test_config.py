@@ -38,12 +38,17 @@ PK = [str(k.public_key) for k in KEYS]
 
 
 def base_config(quorum_set: str | None = None, extra: str = "", node_extra: str = "") -> str:
-    """A valid validator config: alice (this node), bob, carol by name; two inner sets."""
+    """A valid validator config: alice (this node), bob, carol by name; two inner sets.
+
+    Its quorum set has 3 top-level entries, too few to tolerate a failure, so
+    it says ``unsafe_quorum = true`` (these tests are about everything else).
+    """
     qset = (
         quorum_set
         or f"""
 [quorum_set]
 threshold = 3
+unsafe_quorum = true
 validators = ["alice"]
 
 [[quorum_set.inner_sets]]
@@ -161,8 +166,8 @@ def test_names_and_strkeys_resolve_to_the_same_keys(write: Callable[..., Path]) 
     [(1, 1), (3, 67), (4, 67), (4, 51), (7, 67), (5, 50), (10, 100), (3, 34), (100, 67), (9, 66)],
 )
 def test_threshold_percent_rounds_up(write: Callable[..., Path], entries: int, percent: int) -> None:
-    names = [f'"{PK[0]}"'] + [f'"{k.public_key}"' for k in (Keypair(bytes([100 + i]) * 32) for i in range(entries - 1))]
-    qset = f"[quorum_set]\nthreshold_percent = {percent}\nvalidators = [{', '.join(names)}]\n"
+    names = [f'"{k.public_key}"' for k in (Keypair(bytes([100 + i]) * 32) for i in range(entries))]
+    qset = f"[quorum_set]\nthreshold_percent = {percent}\nunsafe_quorum = true\nvalidators = [{', '.join(names)}]\n"
     cfg = load_config(write(base_config(quorum_set=qset)))
     assert cfg.quorum_set.threshold == math.ceil(entries * percent / 100)
     assert cfg.quorum_set.threshold == -(-entries * percent // 100)
@@ -198,7 +203,8 @@ def test_seed_file_is_relative_to_the_config_directory_not_the_cwd(
 def test_a_four_level_quorum_set_is_accepted(write: Callable[..., Path]) -> None:
     qset = f"""
 [quorum_set]
-threshold = 1
+threshold = 2
+unsafe_quorum = true
 validators = ["alice"]
 [[quorum_set.inner_sets]]
 threshold = 1
@@ -246,7 +252,13 @@ def test_parse_address_refuses_malformed(text: str, problem: str) -> None:
 BAD = [
     # (id, transform of the base config, key path, problem)
     ("unknown-top-level-key", lambda c: "bogus = 1\n" + c, "bogus", "unknown key"),
-    ("unknown-section", lambda c: c + "\n[nodes]\nx = 1\n", "nodes", "unknown key (did you mean 'node'?)"),
+    ("unknown-section", lambda c: c + "\n[nodes]\nx = 1\n", "nodes", "unknown section (did you mean [node]?)"),
+    (
+        "unknown-array-of-tables",
+        lambda c: c + f'\n[[validator]]\npublic_key = "{PK[6]}"\n',
+        "validator",
+        "unknown section (did you mean [[validators]]?)",
+    ),
     (
         "unknown-key-with-suggestion",
         lambda c: c + "\n[timers]\nslot_intervall = 2.0\n",
@@ -439,10 +451,10 @@ BAD = [
         "port 11625 is already used by overlay.listen_port",
     ),
     (
-        "several-errors-counted",
+        "several-errors-all-listed",
         lambda c: c + "\n[timers]\nslot_interval = -1\nmax_timeout = -1\n",
         "timers.slot_interval",
-        "must be > 0, got -1 (and 1 more)",
+        "must be > 0, got -1; timers.max_timeout: must be > 0, got -1",
     ),
 ]
 
@@ -626,17 +638,22 @@ def test_watcher_need_not_be_in_the_quorum_set(write: Callable[..., Path]) -> No
     assert cfg.is_validator is False and cfg.warnings == ()
 
 
-def test_threshold_that_is_not_a_majority_is_a_warning(write: Callable[..., Path]) -> None:
-    path = write(base_config().replace("threshold = 3", "threshold = 1"))
+def not_majority(config: str) -> str:
+    """The base config with its second inner set at 1 of 3 (not a strict majority)."""
+    return config.replace("threshold_percent = 67", "threshold = 1")
+
+
+def test_threshold_that_is_not_a_majority_is_a_warning_when_unsafe_quorum(write: Callable[..., Path]) -> None:
+    path = write(not_majority(base_config()))
     cfg = load_config(path)
     assert cfg.warnings == (
         ConfigWarning(
-            "quorum_set.threshold",
+            "quorum_set.inner_sets[1].threshold",
             "threshold 1 of 3 is not a strict majority: two disjoint groups could each reach a quorum "
             "(safety needs more than half)",
         ),
     )
-    assert config_error(path, strict=True).startswith(f"{path}: quorum_set.threshold: threshold 1 of 3")
+    assert config_error(path, strict=True).startswith(f"{path}: quorum_set.inner_sets[1].threshold: threshold 1 of 3")
 
 
 def test_secrets_readable_by_others_are_warnings(write: Callable[..., Path], tmp_path: Path) -> None:
@@ -654,9 +671,11 @@ def test_secrets_readable_by_others_are_warnings(write: Callable[..., Path], tmp
     assert load_config(from_file).warnings == ()
 
 
-def test_strict_counts_the_other_warnings(write: Callable[..., Path]) -> None:
-    path = write(base_config().replace("threshold = 3", "threshold = 1"), mode=0o644)
-    assert config_error(path, strict=True).endswith("(and 1 more)")
+def test_strict_lists_every_warning(write: Callable[..., Path]) -> None:
+    path = write(not_majority(base_config()), mode=0o644)
+    message = config_error(path, strict=True)
+    assert message.startswith(f"{path}: node.seed: the seed is inline")
+    assert "; quorum_set.inner_sets[1].threshold: threshold 1 of 3 is not a strict majority" in message
 
 
 # -- through the real command line -------------------------------------------
@@ -707,25 +726,36 @@ def test_check_config_bad_file_is_one_stderr_line_and_exit_2(
 
 
 def test_check_config_strict_refuses_warnings(write: Callable[..., Path]) -> None:
-    path = write(base_config().replace("threshold = 3", "threshold = 1"))
+    path = write(not_majority(base_config()))
     relaxed = run_cli("check-config", str(path))
     assert relaxed.returncode == 0
-    assert relaxed.stderr.startswith(f"scpd: warning: {path}: quorum_set.threshold: threshold 1 of 3")
+    assert relaxed.stderr.startswith(f"scpd: warning: {path}: quorum_set.inner_sets[1].threshold: threshold 1 of 3")
     strict = run_cli("check-config", "--strict", str(path))
     assert strict.returncode == 2
-    assert strict.stderr.startswith(f"scpd: error: {path}: quorum_set.threshold: threshold 1 of 3")
+    assert strict.stderr.startswith(f"scpd: error: {path}: quorum_set.inner_sets[1].threshold: threshold 1 of 3")
 
 
 @pytest.mark.parametrize("example", ["validator.toml", "watcher.toml"])
-def test_example_configs_pass_check_config(example: str) -> None:
+def test_example_configs_are_refused_for_their_published_seed_only(example: str, tmp_path: Path) -> None:
     path = REPO / "config" / example
     result = run_cli("check-config", str(path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"scpd: error: {path}: node.seed: this is the example seed published in config/{example}: "
+        "anyone can sign as this node; generate your own with `scpd keygen --out node.seed`\n"
+    )
+    text = path.read_text()
+    published = Keypair.from_seed_strkey(text.split('seed = "')[1].split('"')[0])
+    mine = Keypair.random()
+    own = tmp_path / example
+    own.write_text(
+        text.replace(published.seed_strkey, mine.seed_strkey).replace(str(published.public_key), str(mine.public_key))
+    )
+    own.chmod(0o600)
+    result = run_cli("check-config", str(own))
     assert result.returncode == 0, result.stderr
-    assert f"{path}: OK" in result.stdout
-    cfg = load_config(path)
-    assert str(cfg.node_id) in result.stdout
-    # The only acceptable warning: the published example seed sits in a world-readable file.
-    assert {w.key for w in cfg.warnings} <= {"node.seed"}
+    assert f"{own}: OK" in result.stdout and str(mine.public_key) in result.stdout
+    assert result.stderr == ""  # a safe quorum set, nothing to warn about
 
 
 def test_redaction_hides_seed_shapes_but_not_public_keys() -> None:

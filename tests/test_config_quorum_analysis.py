@@ -15,6 +15,7 @@ PK = [str(k.public_key) for k in KEYS]
 
 
 def config(qset: str) -> str:
+    """Node n0 with quorum set ``qset``; sets that are unsafe on purpose say ``unsafe_quorum = true``."""
     validators = "\n".join(f'[[validators]]\nname = "n{i}"\npublic_key = "{PK[i]}"\n' for i in range(5))
     return f"""
 [node]
@@ -46,19 +47,19 @@ def test_a_bft_symmetric_set_has_no_quorum_warning(tmp_path: Path) -> None:
 
 
 def test_a_set_where_one_node_can_halt_us_is_named(tmp_path: Path) -> None:
-    path = write(tmp_path, config('threshold = 2\nvalidators = ["n0", "n1"]'))
+    path = write(tmp_path, config('threshold = 2\nvalidators = ["n0", "n1"]\nunsafe_quorum = true'))
     [warning] = quorum_warnings(path)
     assert warning == f"a single node failing halts the local node: n1 ({PK[1]})"
 
 
 def test_disjoint_quorums_are_evidence_of_no_intersection(tmp_path: Path) -> None:
-    path = write(tmp_path, config('threshold = 2\nvalidators = ["n0", "n1", "n2", "n3", "n4"]'))
+    path = write(tmp_path, config('threshold = 2\nvalidators = ["n0", "n1", "n2", "n3", "n4"]\nunsafe_quorum = true'))
     problems = quorum_warnings(path)
     assert any(p.startswith("no quorum intersection: {") and "are disjoint quorums" in p for p in problems)
 
 
 def test_check_config_warns_and_strict_refuses(tmp_path: Path) -> None:
-    path = write(tmp_path, config('threshold = 2\nvalidators = ["n0", "n1"]'))
+    path = write(tmp_path, config('threshold = 2\nvalidators = ["n0", "n1"]\nunsafe_quorum = true'))
     run = [sys.executable, "-m", "scpd", "check-config"]
     relaxed = subprocess.run([*run, str(path)], capture_output=True, text=True, timeout=60)
     assert relaxed.returncode == 0
@@ -75,7 +76,7 @@ def test_generated_localnet_configs_pass_the_analysis(tmp_path: Path) -> None:
 
 def test_an_organisation_that_alone_can_halt_us_is_named(tmp_path: Path) -> None:
     # 3 of 5, but acme runs three of the five: acme failing leaves 2 and halts us; no single node does.
-    text = config('threshold = 3\nvalidators = ["n0", "n1", "n2", "n3", "n4"]')
+    text = config('threshold = 3\nvalidators = ["n0", "n1", "n2", "n3", "n4"]\nunsafe_quorum = true')
     for i in (2, 3, 4):
         text = text.replace(f'name = "n{i}"\n', f'name = "n{i}"\norganization = "acme"\n')
     assert quorum_warnings(write(tmp_path, text)) == [

@@ -74,6 +74,40 @@ def test_localnet_stops_every_node_on_ctrl_c(tmp_path: Path) -> None:
     wait_for(lambda: not _processes_mentioning(str(tmp_path / "net")), 15, "every node process to exit")
 
 
+def test_localnet_runs_from_the_checkouts_parent_directory(tmp_path: Path) -> None:
+    """A ``scpd/`` folder in the working directory (the checkout, seen from its parent) is not imported."""
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "scpd").symlink_to(REPO)
+    command = [str(Path(sys.executable).parent / "scpd"), *_localnet(tmp_path, "--slots", "2")[3:]]
+    result = subprocess.run(command, cwd=parent, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "__version__" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"localnet: 4 validators, configs, data and logs in {tmp_path / 'net'}"
+    assert [m.group(1) for m in map(SLOT_LINE.match, lines[1:3]) if m] == ["1", "2"]
+    assert (tmp_path / "net" / "node1.log").read_text().count('"event": "ledger closed"') >= 2
+
+
+def test_localnet_exits_1_as_soon_as_every_node_died_and_says_why(tmp_path: Path) -> None:
+    net = tmp_path / "net"
+    net.mkdir()
+    for i in (1, 2):
+        (net / f"node{i}.toml").write_text("[node]\nbogus = 1\n")
+    command = [*_localnet(tmp_path)]
+    command[command.index("--nodes") + 1] = "2"
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"localnet: 2 validators, configs, data and logs in {net}",
+        "localnet: stopped after 0 slots",
+    ]
+    for i in (1, 2):
+        assert f"localnet: node{i} exited with code 2; last lines of node{i}.log:" in result.stderr
+        assert f"  [node{i}] scpd: error: {net / f'node{i}.toml'}: node.bogus: unknown key" in result.stderr
+    assert f"localnet: every node has died; their logs are in {net}" in result.stderr
+
+
 def _processes_mentioning(text: str) -> list[int]:
     """Pids whose command line contains ``text`` (read from /proc, no external tools)."""
     pids = []

@@ -568,7 +568,10 @@ def small_qset(*nodes: Keypair) -> SCPQuorumSet:
 async def test_quorum_set_is_fetched_from_the_peer_that_has_it(make_overlay: Factory) -> None:
     qset = small_qset(Keypair.random(), Keypair.random())
     a, _ = await make_overlay()
-    b, _ = await make_overlay(handler=Recorder(quorum_sets={quorum_set_hash(qset): qset}))
+    # A validator of b's quorum set: its requests are answered from a budget that refills with time.
+    b, _ = await make_overlay(
+        handler=Recorder(quorum_sets={quorum_set_hash(qset): qset}), preferred_nodes=frozenset({a.node_id})
+    )
     await connect_pair(a, b)
     peer = a.peer(b.node_id)
     assert peer is not None
@@ -592,7 +595,7 @@ async def test_tx_set_is_fetched_and_a_lying_answer_is_held_against_the_peer(mak
         return lambda p: hashlib.sha256(p).digest() == h
 
     a, _ = await make_overlay()
-    b, _ = await make_overlay(handler=holder)  # type: ignore[arg-type]
+    b, _ = await make_overlay(handler=holder, preferred_nodes=frozenset({a.node_id}))  # type: ignore[arg-type]
     await connect_pair(a, b)
     peer = a.peer(b.node_id)
     assert peer is not None
@@ -608,7 +611,12 @@ async def test_envelope_waits_for_its_quorum_set_then_floods_on(make_overlay: Fa
     origin_key = Keypair.random()
     qset = small_qset(origin_key)
     qhash = quorum_set_hash(qset)
-    origin, _ = await make_overlay(keypair=origin_key, handler=Recorder(quorum_sets={qhash: qset}))
+    middle_key = Keypair.random()
+    origin, _ = await make_overlay(
+        keypair=origin_key,
+        handler=Recorder(quorum_sets={qhash: qset}),
+        preferred_nodes=frozenset({middle_key.public_key}),  # middle is in origin's quorum set
+    )
     tasks: list[asyncio.Task[None]] = []
     known: dict[bytes, SCPQuorumSet] = {}
 
@@ -625,7 +633,7 @@ async def test_envelope_waits_for_its_quorum_set_then_floods_on(make_overlay: Fa
             return Verdict.IGNORE
         return Verdict.ACCEPT
 
-    middle, _ = await make_overlay(handler=herder)  # type: ignore[arg-type]
+    middle, _ = await make_overlay(handler=herder, keypair=middle_key)  # type: ignore[arg-type]
     far, far_rec = await make_overlay()
     await connect_pair(middle, origin)
     await connect_pair(far, middle)
@@ -710,3 +718,140 @@ async def test_a_message_the_consumer_ignored_is_delivered_again_when_resent(mak
     assert a.broadcast(tx, force=True) == 1
     await wait_until(lambda: b.stats.flood_duplicates == 1, what="the duplicate of an accepted message")
     assert b_rec.messages().count(tx) == 2
+
+
+# ----- resource limits (docs/security.md) -------------------------------------------
+
+
+async def test_silent_connections_fill_only_the_pending_pool_and_the_oldest_makes_room(
+    make_overlay: Factory, raw_peers: list[RawPeer]
+) -> None:
+    a, _ = await make_overlay(max_pending_handshakes=4, max_inbound=2, handshake_timeout=30.0)
+    silent = [await RawPeer.open(a.listen_port) for _ in range(10)]
+    raw_peers.extend(silent)
+    await wait_until(lambda: a.stats.handshakes_evicted >= 6, what="oldest handshakes evicted")
+    honest = await RawPeer.authenticated(a.listen_port)  # not kept out by the silent ones
+    raw_peers.append(honest)
+    await wait_until(lambda: a.peer(honest.node_id) is not None, what="honest peer admitted")
+    assert a.stats.handshakes_evicted >= 7
+
+
+async def test_a_preferred_node_evicts_a_stranger_from_a_full_inbound_pool(make_overlay: Factory) -> None:
+    validator = Keypair.random()
+    a, _ = await make_overlay(max_inbound=2, preferred_nodes=frozenset({validator.public_key}))
+    strangers = [(await make_overlay())[0] for _ in range(3)]
+    await connect_pair(a, strangers[0])
+    await connect_pair(a, strangers[1])
+    with pytest.raises(HandshakeError) as info:
+        await strangers[2].connect(address_of(a))
+    assert info.value.code == ErrorCode.LOAD and a.stats.inbound_refused == 1
+    v, _ = await make_overlay(keypair=validator)
+    await v.connect(address_of(a))
+    await wait_until(lambda: a.peer(validator.public_key) is not None, what="validator admitted")
+    await wait_until(lambda: len([p for p in a.peers if not p.outbound]) == 2, what="one stranger evicted")
+    assert a.stats.peers_evicted == 1
+
+
+async def test_a_peer_that_does_not_read_is_dropped_at_the_byte_limit_of_its_queue(
+    make_overlay: Factory, raw_peers: list[RawPeer]
+) -> None:
+    a, _ = await make_overlay(send_queue_bytes=512 * 1024, write_timeout=30.0)
+    sluggard = await RawPeer.authenticated(a.listen_port, rcvbuf=4096)
+    raw_peers.append(sluggard)
+    await wait_until(lambda: a.peer(sluggard.node_id) is not None)
+    slow = a.peer(sluggard.node_id)
+    assert slow is not None
+    for i in range(100):  # 6 MB if nothing stopped it; the queue count (1024) is never reached
+        a.broadcast(Transaction(i.to_bytes(4, "big") + bytes(60 * 1024)))
+        if slow.closed:
+            break
+    assert slow.close_reason is not None and "send queue full" in slow.close_reason
+    assert slow.queued < 20
+
+
+def big_qset(n: int = 200) -> SCPQuorumSet:
+    return SCPQuorumSet(1, tuple(Keypair.random().public_key for _ in range(n)))
+
+
+async def test_a_stranger_gets_no_answer_larger_than_what_it_sent(
+    make_overlay: Factory, raw_peers: list[RawPeer]
+) -> None:
+    qset = big_qset()  # 7 KB
+    h = quorum_set_hash(qset)
+    a, _ = await make_overlay(handler=Recorder(quorum_sets={h: qset}))
+    raw = await RawPeer.authenticated(a.listen_port)
+    raw_peers.append(raw)
+    await wait_until(lambda: a.peer(raw.node_id) is not None)
+    sent = 0
+    for _ in range(50):  # 50 requests of 84 bytes: 4 KB in, not enough for one 7 KB answer
+        frame = raw.sealed(GetQuorumSet(h))
+        await raw.write(frame)
+        sent += len(frame)
+    await wait_until(lambda: a.stats.answers_refused + a.stats.requests_throttled == 50, what="50 requests handled")
+    assert a.stats.answer_bytes == 0
+    padding = raw.sealed(Transaction(os.urandom(8000)))  # now it has sent enough for one answer
+    await raw.write(padding)
+    await raw.write(raw.sealed(GetQuorumSet(h)))
+    await wait_until(lambda: a.stats.answer_bytes > 0, what="one answer, paid for")
+    assert a.stats.answer_bytes <= sent + len(padding) + 100
+
+
+async def test_a_preferred_node_is_answered_from_a_budget_that_refills_with_time(make_overlay: Factory) -> None:
+    qset = big_qset()
+    h = quorum_set_hash(qset)
+    validator = Keypair.random()
+    a, _ = await make_overlay(
+        handler=Recorder(quorum_sets={h: qset}),
+        preferred_nodes=frozenset({validator.public_key}),
+        answer_burst=8 * 1024,
+        answer_rate=8 * 1024,
+    )
+    v, _ = await make_overlay(keypair=validator)
+    await connect_pair(a, v)
+    peer = v.peer(a.node_id)
+    assert peer is not None
+    assert await v.fetch_quorum_set(h, peer, WAIT) == qset
+    # The burst is spent: the next answer comes as the budget refills (8 KB/s), with
+    # DONT_HAVE (so the asker may try another peer at once) until then.
+    refusals = 0
+    async with asyncio.timeout(WAIT):
+        while await v.fetch_quorum_set(h, peer, WAIT) is None:
+            refusals += 1
+            await asyncio.sleep(0.05)
+    assert refusals >= 1 and a.stats.answers_refused + a.stats.requests_throttled == refusals
+
+
+async def test_unrequested_tx_sets_and_quorum_sets_never_reach_the_consumer(
+    served: Any, raw_peers: list[RawPeer]
+) -> None:
+    a, a_rec, _, _ = served
+    raw = await RawPeer.authenticated(a.listen_port)
+    raw_peers.append(raw)
+    await raw.write(raw.sealed(TxSetMessage(bytes(32), b"a big set nobody asked for")))
+    await raw.write(raw.sealed(QuorumSetMessage(big_qset(3))))
+    ok = unique_tx()
+    await raw.write(raw.sealed(ok))
+    await wait_until(lambda: (raw.node_id, ok) in a_rec.received, what="later message handled")
+    assert a.stats.unrequested_answers == 2
+    assert not any(isinstance(m, (TxSetMessage, QuorumSetMessage)) for m in a_rec.messages())
+    assert a.peer(raw.node_id) is not None  # a late answer is not misbehaviour
+
+
+async def test_after_a_ban_its_host_brings_fresh_keys_one_per_interval(
+    make_overlay: Factory, raw_peers: list[RawPeer]
+) -> None:
+    validator = Keypair.random()
+    a, _ = await make_overlay(new_key_interval=3600.0, preferred_nodes=frozenset({validator.public_key}))
+    raw = await RawPeer.authenticated(a.listen_port)
+    raw_peers.append(raw)
+    await wait_until(lambda: a.peer(raw.node_id) is not None)
+    a.ban(raw.node_id)
+    fresh = await RawPeer.open(a.listen_port)
+    raw_peers.append(fresh)
+    with pytest.raises(HandshakeError) as info:
+        await perform_handshake(fresh.reader, fresh.writer, Handshake(fresh.keypair, NET_ID, 0, initiator=True))
+    assert info.value.code == ErrorCode.BANNED and a.stats.new_keys_refused == 1
+    # A validator of our quorum set on the same host is not affected.
+    v, _ = await make_overlay(keypair=validator)
+    await v.connect(address_of(a))
+    await wait_until(lambda: a.peer(validator.public_key) is not None, what="validator admitted")

@@ -7,10 +7,11 @@ from pathlib import Path
 from netutil import Network, Node, wait_for
 
 from scpd.base.keys import Keypair
+from scpd.base.quorum import closest_v_blocking
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.node.metrics import MemberState, QuorumMember
-from scpd.operator.api_admin import NodeStatus
 from scpd.operator.quorum_log import SYNCED_INTERVAL, LogLine, QuorumLog
+from scpd.operator.status import NodeStatus
 
 L, A, B, C = (Keypair(bytes([0x60 + i]) * 32).public_key for i in range(4))
 QSET = SCPQuorumSet(3, (L, A, B, C))
@@ -19,8 +20,11 @@ SLOT = 5.0
 
 
 def status(state: str, **members: MemberState) -> NodeStatus:
+    """As scpd.operator.status computes it: fail_with from the members still up."""
     states = {L: MemberState.AGREE, **{k: members.get(NAMES[k], MemberState.AGREE) for k in (A, B, C)}}
-    return NodeStatus(state, [QuorumMember(n, s, None, 0.0) for n, s in states.items()], True, False, 0.0)
+    up = {n for n, s in states.items() if s not in (MemberState.MISSING, MemberState.DISAGREE)}
+    fail_with = closest_v_blocking(QSET, up, L)
+    return NodeStatus(state, [QuorumMember(n, s, None, 0.0) for n, s in states.items()], True, False, 0.0, fail_with)
 
 
 def label(node: NodeID) -> str:
@@ -32,7 +36,7 @@ def events(lines: list[LogLine]) -> list[tuple[str, str]]:
 
 
 def quorum_log() -> QuorumLog:
-    return QuorumLog(QSET, L, label, SLOT, joining_grace=3 * SLOT)
+    return QuorumLog(label, SLOT, joining_grace=3 * SLOT)
 
 
 def test_a_synced_node_says_so_once_then_every_minute() -> None:
@@ -68,8 +72,9 @@ def test_losing_the_quorum_is_said_at_once_then_every_slot_and_recovery_too() ->
 
 
 def test_a_quorum_no_failure_can_block_reports_no_fail_at() -> None:
-    q = QuorumLog(SCPQuorumSet(1, (L,)), L, label, SLOT, joining_grace=0.0)
-    line = q.lines(NodeStatus("synced", [QuorumMember(L, MemberState.AGREE, None, 0.0)], True, False, 0.0), 1, 0.0)
+    q = QuorumLog(label, SLOT, joining_grace=0.0)
+    alone = NodeStatus("synced", [QuorumMember(L, MemberState.AGREE, None, 0.0)], True, False, 0.0, None)
+    line = q.lines(alone, 1, 0.0)
     assert line[-1].fields["fail_at"] is None and line[-1].fields["fail_with"] is None
 
 

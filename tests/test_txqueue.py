@@ -193,3 +193,38 @@ class QueueMachine(RuleBasedStateMachine):
 
 QueueMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
 test_queue_model = QueueMachine.TestCase
+
+
+def test_peers_share_the_queue_and_leave_a_reserve_for_clients() -> None:
+    q = TxQueue(QueueLimits(max_tx_bytes=100, max_txs=100, max_bytes=100_000, peer_share=0.3, client_reserve=0.25))
+    flood = [q.add(b"a-%d" % i, origin="attacker") for i in range(100)]
+    assert sum(r.outcome is Outcome.QUEUED for r in flood) == 30  # one peer's share
+    assert flood[-1].refusal is Refusal.QUEUE_FULL and "share" in flood[-1].detail
+    assert q.peer_usage("attacker")[0] == 30
+    for peer in ("b", "c"):
+        for i in range(30):
+            q.add(b"%s-%d" % (peer.encode(), i), origin=peer)
+    assert len(q) == 75  # peers together stop at 1 - reserve
+    refused = q.add(b"c-late", origin="d")
+    assert refused.refusal is Refusal.QUEUE_FULL and "clients" in refused.detail
+    clients = [q.add(b"client-%d" % i) for i in range(25)]
+    assert all(r.outcome is Outcome.QUEUED for r in clients)  # the reserve is theirs
+    assert q.add(b"client-26").refusal is Refusal.QUEUE_FULL  # and then the queue is full
+
+
+def test_a_peers_share_is_released_when_a_ledger_carries_its_transactions() -> None:
+    q = TxQueue(QueueLimits(max_tx_bytes=100, max_txs=10, max_bytes=100_000, peer_share=0.2, client_reserve=0.0))
+    first = [q.add(b"p-%d" % i, origin="p") for i in range(3)]
+    assert [r.outcome for r in first] == [Outcome.QUEUED, Outcome.QUEUED, Outcome.REFUSED]
+    assert q.remove_included([first[0].tx_id]) == 1
+    assert q.peer_usage("p") == (1, 3)
+    assert q.add(b"p-9", origin="p").outcome is Outcome.QUEUED
+    summary = q.add_batch([b"p-10", b"p-11"], origin="p")
+    assert summary.queued == [] and summary.refused == {Refusal.QUEUE_FULL: 2}
+
+
+def test_a_share_is_counted_in_bytes_too() -> None:
+    q = TxQueue(QueueLimits(max_tx_bytes=100, max_txs=1000, max_bytes=1000, peer_share=0.5, client_reserve=0.0))
+    results = [q.add(bytes([i]) * 100, origin="p") for i in range(10)]
+    assert sum(r.outcome is Outcome.QUEUED for r in results) == 5
+    assert q.peer_usage("p") == (5, 500)

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scpd.errors import ScpdError
+from scpd.base.keys import Keypair
+from scpd.errors import KeyFormatError, ScpdError
 
 __all__ = [
     "MAX_DEPTH",
@@ -46,6 +47,8 @@ __all__ = [
 # Deeper than SCP's limit of 4 so that analysis can read what other software
 # published, shallow enough that a hostile file cannot exhaust the stack.
 MAX_DEPTH = 16
+# As the node's own loader: a larger "seed file" is certainly a wrong path.
+MAX_SEED_FILE_BYTES = 1024
 
 
 class AnalysisInputError(ScpdError):
@@ -129,9 +132,9 @@ def load_fbas(path: Path) -> Fbas:
         files = sorted(p for p in path.iterdir() if p.suffix == ".toml")
         if not files:
             raise AnalysisInputError(f"{path}: no .toml files in this directory")
-        return fbas_from_toml_configs([(str(p), _read_toml(p)) for p in files])
+        return fbas_from_toml_configs([(str(p), _read_config(p)) for p in files])
     if path.suffix == ".toml":
-        return fbas_from_toml_configs([(str(path), _read_toml(path))])
+        return fbas_from_toml_configs([(str(path), _read_config(path))])
     return fbas_from_stellarbeat(_read_json(path), source=str(path))
 
 
@@ -236,6 +239,38 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise AnalysisInputError(f"{path}: not TOML ({exc})") from None
 
 
+def _read_config(path: Path) -> dict[str, Any]:
+    """An scpd config; without ``node.public_key``, the key of its ``node.seed`` or ``node.seed_file`` fills it in.
+
+    The seed itself is only turned into its public key, never kept or quoted.
+    """
+    doc = _read_toml(path)
+    node = doc.get("node")
+    if not isinstance(node, dict) or node.get("public_key") or doc.get("public_key"):
+        return doc
+    seed, where = node.get("seed"), "node.seed"
+    seed_file = node.get("seed_file")
+    if isinstance(seed_file, str) and seed_file:
+        seed, where = _read_seed_file(path.parent / Path(seed_file).expanduser(), path), "node.seed_file"
+    if isinstance(seed, str) and seed.strip():
+        try:
+            node["public_key"] = str(Keypair.from_seed_strkey(seed.strip()).public_key)
+        except KeyFormatError as exc:
+            raise AnalysisInputError(f"{path}: {where}: not a valid seed: {exc}") from None
+    return doc
+
+
+def _read_seed_file(seed_path: Path, config: Path) -> str:
+    try:
+        with seed_path.open("rb") as f:
+            data = f.read(MAX_SEED_FILE_BYTES + 1)
+    except OSError as exc:
+        raise AnalysisInputError(f"{config}: node.seed_file: {seed_path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_SEED_FILE_BYTES:
+        raise AnalysisInputError(f"{config}: node.seed_file: {seed_path}: too large to be a seed file")
+    return data.decode("ascii", "replace")
+
+
 def fbas_from_toml_configs(configs: Sequence[tuple[str, Mapping[str, Any]]]) -> Fbas:
     """One node per scpd config: its own public key and its ``[quorum_set]``.
 
@@ -263,7 +298,9 @@ def _toml_public_key(doc: Mapping[str, Any], source: str) -> str:
     key = node.get("public_key") if isinstance(node, dict) else None
     key = key or doc.get("public_key")
     if not isinstance(key, str) or not key:
-        raise AnalysisInputError(f"{source}: no public_key for this node (top level or in [node])")
+        raise AnalysisInputError(
+            f"{source}: no public_key for this node (top level or in [node]; or a node.seed or node.seed_file)"
+        )
     return key
 
 

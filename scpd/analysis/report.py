@@ -16,7 +16,7 @@ sets, as fbas_analyzer does: "these organisations, failing together, ...".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from scpd.analysis.fbas import Fbas, Organizations
 from scpd.analysis.quorums import disjoint_quorums, minimal_quorums
 from scpd.analysis.splitting import minimal_splitting_sets
 
-__all__ = ["Analysis", "SetFigure", "analyze", "core_nodes", "merge_by_org"]
+__all__ = ["ANALYSIS_STEPS", "Analysis", "SetFigure", "analyze", "core_nodes", "merge_by_org"]
 
 NodeSet = frozenset[int]
 
@@ -75,8 +75,27 @@ def core_nodes(fbas: Fbas) -> NodeSet:
         core = engine.max_quorum(core)
 
 
-def analyze(fbas: Fbas, *, only_core: bool = False, intersection_only: bool = False) -> Analysis:
-    """Analyse ``fbas``; with ``only_core`` the nodes that do not matter are dropped first."""
+ANALYSIS_STEPS = ("quorum intersection", "minimal quorums", "minimal blocking sets", "minimal splitting sets")
+
+
+def analyze(
+    fbas: Fbas,
+    *,
+    only_core: bool = False,
+    intersection_only: bool = False,
+    progress: Callable[[int, str], None] | None = None,
+) -> Analysis:
+    """Analyse ``fbas``; with ``only_core`` the nodes that do not matter are dropped first.
+
+    ``progress(i, step)`` hears when step i of ``ANALYSIS_STEPS`` starts
+    (only the first with ``intersection_only``).
+    """
+
+    def step(i: int) -> None:
+        if progress is not None:
+            progress(i, ANALYSIS_STEPS[i])
+
+    step(0)
     keep = set(core_nodes(fbas)) if only_core else None
     engine = Engine.build(fbas, keep)
     universe = engine.capable
@@ -94,11 +113,14 @@ def analyze(fbas: Fbas, *, only_core: bool = False, intersection_only: bool = Fa
     )
     if intersection_only:
         return base
+    step(1)
     mqs = minimal_quorums(engine, universe)
     top = 0
     for q in mqs:
         top |= q
+    step(2)
     blocking = minimal_hitting_sets(mqs) if mqs else []
+    step(3)
     if pair is not None:
         splitting = [0]
     elif not has_quorum:

@@ -11,12 +11,12 @@ would hide that. Exit 1 if any signature is invalid, 0 only if all are valid.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from scpd.base.keys import network_id, verify_envelope
 from scpd.base.types import SCPEnvelope
+from scpd.cli.output import print_json
 from scpd.cli.xdr_cmd import decode_base64
 from scpd.errors import ScpdError, UsageError
 
@@ -59,7 +59,7 @@ def run_verify(args: argparse.Namespace) -> int:
             "type": statement.type.name,
             "signature_valid": valid,
         }
-        print(json.dumps(report), flush=True)
+        print_json(report, indent=None, flush=True)
     if seen == 0:
         raise UsageError("stdin: no envelopes to verify")
     return 0 if all_valid else 1

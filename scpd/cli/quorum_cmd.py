@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from scpd.analysis.fbas import Fbas, Organizations, load_fbas, load_organizations
-from scpd.analysis.report import Analysis, SetFigure, analyze, merge_by_org, merge_nodes
+from scpd.analysis.report import ANALYSIS_STEPS, Analysis, SetFigure, analyze, merge_by_org, merge_nodes
+from scpd.cli.output import print_json, progress
 
 EPILOG = """\
 FILE is stellarbeat JSON (a list of {publicKey, quorumSet}), an scpd TOML
-config, or a directory of scpd TOML configs (one node each).
+config, or a directory of scpd TOML configs (one node each). A config names
+its node by node.public_key, or else by the key of its node.seed or
+node.seed_file.
+
+On a terminal, a progress bar on stderr names the step being computed.
 
 Node ids are indices into the input list unless --keys is given.
 
@@ -47,10 +51,17 @@ def register(sub: Any) -> None:
 def run_analyze(args: argparse.Namespace) -> int:
     fbas = load_fbas(args.file)
     orgs = load_organizations(args.orgs, fbas) if args.orgs else None
-    result = analyze(fbas, only_core=args.only_core, intersection_only=args.intersection_only)
+    steps = 1 if args.intersection_only else len(ANALYSIS_STEPS)
+    with progress(ANALYSIS_STEPS[0], steps) as bar:
+        result = analyze(
+            fbas,
+            only_core=args.only_core,
+            intersection_only=args.intersection_only,
+            progress=None if bar is None else lambda i, what: bar(i, what),
+        )
     doc = to_json(result, fbas, orgs, keys=args.keys, list_sets=args.list)
     if args.format == "json":
-        print(json.dumps(doc, indent=2))
+        print_json(doc)
     else:
         print(to_text(doc))
     return 0 if result.has_quorum_intersection else 1

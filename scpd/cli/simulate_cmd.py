@@ -1,7 +1,9 @@
 """``scpd simulate``: run many nodes in one process on a virtual clock.
 
 Prints a JSON summary (slots externalized per node, agreement, virtual
-latency per slot, messages per slot, ballot counters reached). One seed
+latency per slot, messages per slot, ballot counters reached); strict JSON,
+so ``heal_time`` is null when the scenario never heals. On a terminal a
+progress bar (stderr) counts the decisions awaited. One seed
 always gives the same run, so a failing property test prints a command line
 of this form to replay it. Exits 0 when the honest nodes agreed and only
 valid, nominated values were externalized, 1 otherwise.
@@ -10,11 +12,11 @@ valid, nominated values were externalized, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from dataclasses import replace
 from typing import Any
 
+from scpd.cli.output import print_json, progress
 from scpd.errors import UsageError
 from scpd.sim import topology as topo
 from scpd.sim.network import Partition, parse_latency
@@ -89,7 +91,9 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    result = run(scenario_from_args(args))
+    scenario = scenario_from_args(args)
+    with progress("decisions", scenario.nodes * scenario.slots) as bar:
+        result = run(scenario, None if bar is None else lambda done, goal: bar(done, total=goal))
     summary = result.summary()
-    print(json.dumps(summary, indent=2))
+    print_json(summary)
     return 0 if summary["agreement"] and summary["validity"] else 1

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from scpd.cli.output import print_json
 from scpd.errors import UsageError
 
 __all__ = ["register", "run_submit"]
@@ -60,5 +61,5 @@ def run_submit(args: argparse.Namespace) -> int:
         answer = json.loads(body)
     except ValueError:
         raise UsageError(f"{base}: the answer is not JSON") from None
-    print(json.dumps(answer, sort_keys=True))
+    print_json(answer, indent=None, sort_keys=True)
     return 0 if isinstance(answer, dict) and answer.get("status") in ("queued", "already-known") else 1

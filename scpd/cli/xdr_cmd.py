@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from scpd.base.xdr_json import WIRE_TYPES, from_json, to_json
+from scpd.cli.output import print_json
 from scpd.errors import UsageError
 
 
@@ -34,7 +35,7 @@ def register(sub: Any) -> None:
 def run_decode(args: argparse.Namespace) -> int:
     raw = decode_base64(sys.stdin.buffer.read(), "stdin")
     value = WIRE_TYPES[args.type].from_xdr(raw)
-    print(json.dumps(to_json(value), indent=2))
+    print_json(to_json(value))
     return 0
 
 

@@ -3,13 +3,19 @@
 Theory of operation
 -------------------
 A node falls behind when it starts late, restarts, or is cut off for a
-while. It notices from its peers' SCP envelopes: a signed statement for slot
-``s`` means its sender closed every slot below ``s`` (the cadence nominates a
-slot only after writing its predecessor). :meth:`Catchup.note_slot` records
-the highest such slot; while it is above ours, :meth:`Catchup.next_request`
-asks one peer at a time for a bounded batch of ledgers (``GET_LEDGERS(from,
-count)``), and the peer answers ``LEDGERS`` with each entry's value, tx set
-and the EXTERNALIZE envelopes it stored as proofs.
+while. It notices from its quorum's SCP envelopes: a signed statement for
+slot ``s`` means its sender closed every slot below ``s`` (the cadence
+nominates a slot only after writing its predecessor). One node's word is not
+enough, though: a faulty or stolen key could claim slot 2^63 and keep us
+"catching up" forever. :meth:`Catchup.note_claim` records each validator of
+our quorum set's highest claim, and the network's slot
+(:attr:`Catchup.highest_seen`) is the highest slot claimed by a v-blocking
+set of our quorum set (so at least one honest node, unless our slices are
+all faulty) or proven by a checked catch-up entry. While it is above ours,
+:meth:`Catchup.next_request` asks one peer at a time for a bounded batch of
+ledgers (``GET_LEDGERS(from, count)``), and the peer answers ``LEDGERS``
+with each entry's value, tx set and the EXTERNALIZE envelopes it stored as
+proofs.
 
 Trust rule (docs/catchup.md): the peer is not trusted. An entry is accepted
 only when :func:`check_entry` finds that it links to our chain (next slot,
@@ -25,7 +31,9 @@ other invalid message, and the request is retried with another peer.
 Bounds: one request outstanding at a time, at most ``batch_size`` entries
 per request, at least ``min_interval`` seconds between requests, a timeout
 after which another peer is asked; the serving side answers each peer at
-most ``serve_rate`` times per second and within the frame limit.
+most ``serve_rate`` times per second, within the frame limit and with at
+most ``MAX_PROOFS`` proofs per entry (the wire cap: more would make the
+receiver refuse the whole answer as malformed).
 
 The messages (``GET_LEDGERS`` = 40, ``LEDGERS`` = 41, in the overlay's
 ``CATCHUP_RANGE``) are registered into the overlay union here. This module
@@ -37,13 +45,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Self
 
 from scpd.base.keys import verify_envelope
-from scpd.base.quorum import is_v_blocking
+from scpd.base.quorum import all_validators, is_v_blocking
 from scpd.base.types import NodeID, SCPEnvelope, SCPExternalize, SCPQuorumSet, XdrType
 from scpd.base.xdr import Packer, Reader
+from scpd.errors import XdrError
 from scpd.node.ledger import ChainTip
 from scpd.node.overlay.messages import CATCHUP_RANGE, OverlayMessage, register_message
 from scpd.node.values import ConsensusValue, TxSet
@@ -99,6 +108,8 @@ class CatchupEntry(XdrType):
         p.pack_uhyper(self.slot)
         self.value.pack(p)
         self.tx_set.pack(p)
+        if len(self.proofs) > MAX_PROOFS:
+            raise XdrError(f"CatchupEntry.proofs: more than {MAX_PROOFS}")
         p.pack_uint(len(self.proofs))
         for env in self.proofs:
             env.pack(p)
@@ -180,9 +191,13 @@ class _Outstanding:
 class Catchup:
     """The catch-up state of one node: what it has seen, what it asked, whom it served."""
 
-    def __init__(self, settings: CatchupSettings) -> None:
+    def __init__(self, settings: CatchupSettings, quorum_set: SCPQuorumSet) -> None:
         self.settings = settings
-        self.highest_seen = 0
+        self._qset = quorum_set
+        self._members = frozenset(all_validators(quorum_set))
+        self._claims: dict[NodeID, int] = {}
+        self._claimed = 0
+        self._proven = 0
         self._outstanding: _Outstanding | None = None
         self._last_request = float("-inf")
         self._rotation = 0
@@ -192,10 +207,31 @@ class Catchup:
 
     # -- client side --------------------------------------------------------
 
-    def note_slot(self, slot: int) -> None:
-        """A peer signed a statement for ``slot``: the network has closed everything below it."""
-        if slot > self.highest_seen:
-            self.highest_seen = slot
+    @property
+    def highest_seen(self) -> int:
+        """The slot the network is at, as far as we can trust it (0 when unknown)."""
+        return max(self._claimed, self._proven)
+
+    def note_claim(self, node: NodeID, slot: int) -> None:
+        """``node`` signed a statement for ``slot``: it says it closed everything below it.
+
+        Only validators of our quorum set count (nobody else can be part of a
+        v-blocking set of ours), so the table is bounded by our quorum set.
+        """
+        if node not in self._members or slot <= self._claims.get(node, 0):
+            return
+        self._claims[node] = slot
+        # The highest slot s such that the nodes claiming s or more are v-blocking for us.
+        for s in sorted(set(self._claims.values()), reverse=True):
+            if s <= self._claimed:
+                break
+            if is_v_blocking(self._qset, [n for n, c in self._claims.items() if c >= s]):
+                self._claimed = s
+                break
+
+    def note_proven(self, slot: int) -> None:
+        """A checked catch-up entry (v-blocking proofs) shows the network closed ``slot``."""
+        self._proven = max(self._proven, slot)
 
     def behind(self, current_slot: int) -> bool:
         """True when some peer has closed our current slot already."""
@@ -231,7 +267,7 @@ class Catchup:
         if self.expects(peer):
             self._outstanding = None
             if message.entries:
-                self.note_slot(message.entries[-1].slot)
+                self.note_proven(message.entries[-1].slot)
 
     def failed(self, peer: NodeID) -> None:
         """The peer served something unusable: drop the request so another peer is asked."""
@@ -255,7 +291,9 @@ class Catchup:
         """As many consecutive entries as fit the frame limit (at least one if any)."""
         budget = self.settings.max_frame - _FRAME_OVERHEAD
         chosen: list[CatchupEntry] = []
-        for entry in entries:
+        for served in entries:
+            # Never more proofs than the wire allows (stores written before the cap held more).
+            entry = replace(served, proofs=served.proofs[:MAX_PROOFS])
             size = len(entry.to_xdr())
             if chosen and size > budget:
                 break

@@ -10,11 +10,16 @@ ledger, and combines candidates. It also drives the cadence: slot ``i + 1`` is
 nominated ``slot_interval`` after slot ``i`` was, or as soon as slot ``i``
 externalizes if that takes longer.
 
-Envelopes arrive from the overlay hostile. The herder checks the cheap things
-first (the slot is near ours), then the signature, then fetches what the
-statement references and we lack (its quorum set, the tx sets of its values)
-from the peer that sent it, holding the envelope meanwhile (bounded), and
-only then hands it to the core. An invalid envelope scores its sender.
+Envelopes arrive from the overlay hostile (docs/security.md). The herder
+checks the cheap things first: the signer is in the transitive closure of our
+quorum set (``scpd.node.trust``), the slot is near ours; then the signature,
+at most once per envelope (``scpd.node.sigcache``); then whether the signer
+contradicts itself (``scpd.node.equivocation``). A statement for a future
+slot waits in ``scpd.node.pending`` until its slot is current; one for the
+current slot goes to the core once what it references and we lack (its
+quorum set, the tx sets of its values) is fetched from the peer that sent it
+(bounded), so the core only ever judges values it can judge
+(docs/consensus.md). An invalid envelope scores its sender.
 
 Externalized values are written to the ledger store strictly in slot order
 by one writer task, in a worker thread (a commit with many transactions takes
@@ -64,7 +69,8 @@ from scpd.base.types import (
     SCPStatement,
 )
 from scpd.errors import LedgerError, XdrError
-from scpd.node.catchup import Catchup, CatchupEntry, CatchupSettings, GetLedgers, Ledgers, check_entry
+from scpd.node.catchup import MAX_PROOFS, Catchup, CatchupEntry, CatchupSettings, GetLedgers, Ledgers, check_entry
+from scpd.node.equivocation import EquivocationDetector
 from scpd.node.ledger import ChainTip, EnvelopeLog, LedgerRecord, LedgerStore, StorageError, StorageHealth
 from scpd.node.metrics import Metrics
 from scpd.node.overlay.messages import (
@@ -82,6 +88,9 @@ from scpd.node.overlay.messages import (
 )
 from scpd.node.overlay.overlay import Overlay, Verdict
 from scpd.node.overlay.peer import Peer
+from scpd.node.pending import PendingEnvelopes, PendingLimits, PendingOutcome
+from scpd.node.sigcache import DEFAULT_SIGNATURE_CACHE, SignatureCache
+from scpd.node.trust import TrustedQuorum
 from scpd.node.txqueue import AddResult, Outcome, QueueLimits, Refusal, TxQueue
 from scpd.node.values import (
     ConsensusValue,
@@ -117,7 +126,12 @@ class HerderSettings:
     max_slots_ahead: int = 12
     max_slots_behind: int = 2
     fetch_timeout: float = 5.0
+    # Current-slot envelopes waiting for a fetch (counted from the moment they start waiting).
     max_waiting_envelopes: int = 1000
+    # Future-slot envelopes waiting for their slot (scpd.node.pending).
+    pending_limits: PendingLimits = field(default_factory=PendingLimits)
+    # Envelope signature verdicts remembered (scpd.node.sigcache).
+    signature_cache: int = DEFAULT_SIGNATURE_CACHE
     # A stuck slot re-floods our latest statements and asks peers for theirs.
     rebroadcast_interval: float = 2.0
     keep_slots: int = 12
@@ -194,7 +208,17 @@ class Herder(Driver):
         self._timers: dict[tuple[int, TimerId], asyncio.TimerHandle] = {}
         self._externalized: dict[int, bytes] = {}
         self._nominated_at: dict[int, float] = {}
-        self._waiting = 0
+        # Intake (docs/security.md): whom we listen to, future slots, verdicts, equivocation.
+        self.trust = TrustedQuorum(self.node_id, quorum_set)
+        self.pending = PendingEnvelopes(settings.pending_limits)
+        self.signatures = SignatureCache(settings.signature_cache)
+        self.equivocations = EquivocationDetector()
+        # Current-slot envelopes waiting for a quorum set or tx set, so a copy does not wait twice.
+        self._fetching: set[SCPEnvelope] = set()
+        # Nodes whose late EXTERNALIZE we kept per written slot (at most one each, MAX_PROOFS in all).
+        self._late_proofs: dict[int, set[NodeID]] = {}
+        self.metrics.trusted_nodes.set(len(self.trust))
+        self.metrics.network_slot.set_function(lambda: self.catchup.highest_seen)
         self._tasks: set[asyncio.Task[None]] = set()
         self._cadence: asyncio.TimerHandle | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -202,7 +226,7 @@ class Herder(Driver):
         self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tip = store.tip()
-        self.catchup = Catchup(settings.catchup)
+        self.catchup = Catchup(settings.catchup, quorum_set)
         self._caught_up: dict[int, CatchupEntry] = {}
         self._writer: asyncio.Task[None] | None = None
         self._checkpoint: asyncio.Task[None] | None = None
@@ -411,11 +435,17 @@ class Herder(Driver):
         except XdrError:
             return ValidationLevel.INVALID
         tip = self._tip
-        if slot_index != tip.slot + 1:
-            # Not the next ledger: we cannot judge it against its predecessor.
+        if slot_index <= tip.slot:
+            # Decided and written: only our own restored or lingering statements ask (docs/consensus.md).
             return ValidationLevel.MAYBE_VALID
+        if slot_index > tip.slot + 1:
+            # Unjudgeable before its predecessor is written; the intake never lets such a statement
+            # reach the core (it waits in ``pending``), so this only refuses one that slipped through.
+            return ValidationLevel.INVALID
         tx_set = self._find_tx_set(decoded.tx_set_hash)
         if tx_set is None:
+            # Never a peer's statement: the intake hands one over only with every tx set it names.
+            # Our own restored state may name another node's set we did not store (docs/consensus.md).
             return ValidationLevel.MAYBE_VALID
         problem = check_close_time(
             decoded.close_time, tip.close_time, int(self._clock()), self.settings.max_close_time_drift
@@ -602,6 +632,9 @@ class Herder(Driver):
             # Caught up: ask for the current slot's statements we ignored while behind.
             self._just_caught_up = False
             self._ask_scp_state()
+        assert self._loop is not None
+        # Off the writer's path: what the core does with them is no concern of the ledger writer.
+        self._loop.call_soon(self._release_pending)
         self._schedule_next_slot(slot + 1, started)
 
     # -- overlay handler -------------------------------------------------------
@@ -635,10 +668,6 @@ class Herder(Driver):
             tx_set = self._find_tx_set(message.item_hash)
             if tx_set is not None:
                 peer.send(TxSetMessage(message.item_hash, tx_set.to_xdr()))
-        elif isinstance(message, QuorumSetMessage):
-            self._learn_quorum_set(message.quorum_set)
-        elif isinstance(message, TxSetMessage):
-            self._learn_tx_set_payload(message.item_hash, message.payload)
         return None
 
     def submit_transaction(self, tx: bytes, *, source: str = "api") -> AddResult:
@@ -670,7 +699,7 @@ class Herder(Driver):
 
     def _receive_transactions(self, peer: Peer, txs: Sequence[bytes]) -> None:
         """A batch from a peer: queue the new ones and relay them; duplicates cost a hash each."""
-        summary = self.txqueue.add_batch(txs)
+        summary = self.txqueue.add_batch(txs, origin=peer.node_id)
         self._count_transactions("peer", len(txs), len(summary.queued), summary.refused)
         self._to_flood(peer.node_id, summary.queued)
 
@@ -727,54 +756,141 @@ class Herder(Driver):
                     peer.send(ScpMessage(env))
 
     def _receive_envelope(self, peer: Peer, envelope: SCPEnvelope) -> Verdict:
+        """Judge a peer's envelope, cheapest checks first (DESIGN rule 2, docs/security.md).
+
+        Untrusted signer, then slot range, then the signature (once per
+        envelope, remembered), then equivocation; a future slot's envelope
+        waits in ``pending``, the current slot's goes to the core once what it
+        references is here.
+        """
         statement = envelope.statement
-        slot = statement.slot_index
+        node, slot = statement.node_id, statement.slot_index
         current = self.current_slot
         m = self.metrics
         m.envelopes_received.inc()
-        if statement.node_id == self.node_id:
+        if node == self.node_id:
             m.envelopes_rejected.labels("own_envelope").inc()
             return Verdict.IGNORE
-        if slot > current + self.settings.max_slots_ahead:
-            # Far ahead of us: too early for the core, but (signed) it says we are behind.
-            if slot > self.catchup.highest_seen and verify_envelope(self.net_id, envelope):
-                self._note_network_slot(slot)
+        if node not in self.trust:
+            m.envelopes_rejected.labels("untrusted").inc()
+            return Verdict.IGNORE
+        late_proof = isinstance(statement.pledges, SCPExternalize) and slot + self.settings.keep_slots >= current
+        if slot + self.settings.max_slots_behind < current and not late_proof:
             m.envelopes_rejected.labels("slot_out_of_range").inc()
             return Verdict.IGNORE
-        if slot + self.settings.max_slots_behind < current:
-            if isinstance(statement.pledges, SCPExternalize) and slot + self.settings.keep_slots >= current:
-                self._late_proof(envelope)
-            m.envelopes_rejected.labels("slot_out_of_range").inc()
-            return Verdict.IGNORE
-        m.signature_verifications.inc()
-        if not verify_envelope(self.net_id, envelope):
-            m.signature_failures.inc()
+        encoded = envelope.to_xdr()
+        if not self._signature_ok(envelope, encoded):
             m.envelopes_rejected.labels("bad_signature").inc()
-            log.warning("bad envelope signature", peer=str(peer.node_id), slot=slot)
+            log.warning("bad envelope signature", peer=str(peer.node_id), node=str(node), slot=slot)
             return Verdict.REJECT
-        self._note_network_slot(slot)
+        self._note_network_slot(node, slot)
+        if slot > current + self.settings.max_slots_ahead:
+            # Far ahead of us: too early for the core, but (signed) it says we may be behind.
+            m.envelopes_rejected.labels("slot_out_of_range").inc()
+            return Verdict.IGNORE
+        self._check_equivocation(envelope)
         if slot <= self._tip.slot:
             # Decided and written: never fed to the core again (after a restart the core has no
             # state for it and could answer with statements older than what we sent before).
-            if isinstance(statement.pledges, SCPExternalize):
-                self._late_proof(envelope, verified=True)
+            if late_proof:
+                self._late_proof(envelope)
             return Verdict.IGNORE
-        qset_hash = _qset_hash_of(statement)
-        missing_qset = None if qset_hash in self._qsets else qset_hash
-        missing_tx_sets = [h for h in self._tx_set_hashes_of(statement) if self._find_tx_set(h) is None]
+        if slot > current:
+            return self._hold(peer, envelope, len(encoded))
+        return self._judge(peer.node_id, envelope)
+
+    def _signature_ok(self, envelope: SCPEnvelope, encoded: bytes) -> bool:
+        """Verify the signature, at most once per envelope (good or bad) while it is remembered."""
+        m = self.metrics
+
+        def verify() -> bool:
+            m.signature_verifications.inc()
+            ok = verify_envelope(self.net_id, envelope)
+            if not ok:
+                m.signature_failures.inc()
+            return ok
+
+        checked = self.signatures.verifications
+        ok = self.signatures.check(encoded, verify)
+        if self.signatures.verifications == checked:
+            m.signature_cache_hits.inc()
+        return ok
+
+    def _check_equivocation(self, envelope: SCPEnvelope) -> None:
+        found = self.equivocations.observe(envelope)
+        if found is None:
+            return
+        self.metrics.equivocations.labels(str(found.node)).inc()
+        log.warning(
+            "equivocation",
+            node=str(found.node),
+            slot=found.slot,
+            first=found.first.statement.type.name,
+            second=found.second.statement.type.name,
+        )
+
+    def _hold(self, peer: Peer, envelope: SCPEnvelope, size: int) -> Verdict:
+        """A future slot's envelope waits for its slot (scpd.node.pending); relayed once the core took it."""
+        outcome = self.pending.add(envelope, size, peer.node_id)
+        if outcome is PendingOutcome.NODE_FULL or outcome is PendingOutcome.FULL:
+            self.metrics.envelopes_rejected.labels(f"pending_{outcome.value}").inc()
+        self._pending_gauges()
+        return Verdict.IGNORE
+
+    def _release_pending(self) -> None:
+        """The current slot moved: its waiting envelopes go on (fetch, then core); older state is dropped."""
+        if not self._running:
+            return
+        current = self.current_slot
+        oldest_kept = max(0, current - self.settings.keep_slots)
+        self.equivocations.forget_below(oldest_kept)
+        for old in [s for s in self._late_proofs if s < oldest_kept]:
+            del self._late_proofs[old]
+        for held in self.pending.take(current):
+            self._judged(held.origin, held.envelope, self._judge(held.origin, held.envelope))
+        self._pending_gauges()
+
+    def _pending_gauges(self) -> None:
+        self.metrics.envelopes_pending.set(len(self.pending))
+        self.metrics.envelopes_pending_bytes.set(self.pending.total_bytes)
+
+    def _judge(self, origin: NodeID, envelope: SCPEnvelope) -> Verdict:
+        """A current-slot envelope: to the core now, or once its quorum set and tx sets are fetched."""
+        missing_qset, missing_tx_sets = self._missing(envelope.statement)
         if missing_qset is None and not missing_tx_sets:
             return self._to_core(envelope)
-        if self._waiting >= self.settings.max_waiting_envelopes:
-            m.envelopes_rejected.labels("too_many_waiting").inc()
+        if envelope in self._fetching:
+            return Verdict.IGNORE  # this very envelope already waits: a copy costs nothing more
+        if len(self._fetching) >= self.settings.max_waiting_envelopes:
+            self.metrics.envelopes_rejected.labels("too_many_waiting").inc()
             return Verdict.IGNORE
-        self._spawn(self._fetch_then_receive(peer, envelope, missing_qset, missing_tx_sets))
+        self._fetching.add(envelope)  # counted now, not once the task runs
+        self._spawn(self._fetch_then_receive(origin, envelope, missing_qset, missing_tx_sets))
         return Verdict.IGNORE
+
+    def _missing(self, statement: SCPStatement) -> tuple[bytes | None, list[bytes]]:
+        """The quorum set (hash) and tx sets (hashes) ``statement`` names that we do not have."""
+        qset_hash = _qset_hash_of(statement)
+        missing_qset = None if qset_hash in self._qsets else qset_hash
+        return missing_qset, [h for h in self._tx_set_hashes_of(statement) if self._find_tx_set(h) is None]
+
+    def _judged(self, origin: NodeID, envelope: SCPEnvelope, verdict: Verdict) -> None:
+        """Act on the verdict on an envelope judged after its arrival (released or fetched)."""
+        if self.overlay is None:
+            return
+        peer = self.overlay.peer(origin)
+        if verdict is Verdict.ACCEPT:
+            self.overlay.relay(ScpMessage(envelope), origin=peer)
+        elif verdict is Verdict.REJECT and peer is not None:
+            peer.score("invalid SCP envelope", 25)
 
     # -- catch-up ---------------------------------------------------------------
 
-    def _note_network_slot(self, slot: int) -> None:
-        if slot > self.catchup.highest_seen:
-            self.catchup.note_slot(slot)
+    def _note_network_slot(self, node: NodeID, slot: int) -> None:
+        """A trusted, signed statement for ``slot``: the network may be ahead (v-blocking claims count)."""
+        before = self.catchup.highest_seen
+        self.catchup.note_claim(node, slot)
+        if self.catchup.highest_seen > before:
             self._maybe_catch_up()
 
     def _maybe_catch_up(self) -> None:
@@ -790,7 +906,9 @@ class Herder(Driver):
         if self.catchup.highest_seen == have + 1 and now - self._last_progress < self.settings.rebroadcast_interval:
             return  # one slot behind is the normal race at a slot's end: let consensus finish it first
         peers = {p.node_id: p for p in overlay.peers}
-        request = self.catchup.next_request(peers, have, now)
+        # Ask the nodes we trust when any is connected: a stranger's answer is checked, but costs a timeout.
+        trusted = [n for n in peers if n in self.trust]
+        request = self.catchup.next_request(trusted or peers, have, now)
         if request is not None:
             node, message = request
             log.info("catching up", from_slot=message.from_slot, count=message.count, peer=str(node))
@@ -846,7 +964,8 @@ class Herder(Driver):
         """Check each served entry against the trust rule and hand the good ones to the writer."""
         if not self.catchup.expects(peer.node_id):
             return Verdict.IGNORE
-        self.catchup.note_slot(message.tip_slot + 1)
+        if peer.node_id in self.trust:
+            self.catchup.note_claim(peer.node_id, message.tip_slot + 1)
         # Entries already queued for writing extend our view of the chain (the view we asked from).
         tip = self._pending_tip()
         accepted = 0
@@ -875,11 +994,18 @@ class Herder(Driver):
             self._maybe_catch_up()
         return Verdict.IGNORE
 
-    def _late_proof(self, envelope: SCPEnvelope, *, verified: bool = False) -> None:
-        """An EXTERNALIZE for a ledger we already wrote: keep it as one more proof (worker thread)."""
-        if not verified and not verify_envelope(self.net_id, envelope):
+    def _late_proof(self, envelope: SCPEnvelope) -> None:
+        """A trusted, signed EXTERNALIZE for a ledger we already wrote: keep it as one more proof.
+
+        At most one per node and ``MAX_PROOFS`` per slot are ever attempted (the store keeps
+        one per node too, and refuses one of another value), so a flood of them costs nothing.
+        """
+        slot, node = envelope.statement.slot_index, envelope.statement.node_id
+        kept = self._late_proofs.setdefault(slot, set())
+        if node in kept or len(kept) >= MAX_PROOFS:
             return
-        self._spawn(self._add_proofs(envelope.statement.slot_index, [envelope]))
+        kept.add(node)
+        self._spawn(self._add_proofs(slot, [envelope]))
 
     def _to_core(self, envelope: SCPEnvelope) -> Verdict:
         node = envelope.statement.node_id
@@ -891,38 +1017,48 @@ class Herder(Driver):
             self.heard_at[node] = self._clock()
         if state is EnvelopeState.VALID:
             self.metrics.envelopes_relayed.inc()
+            statement = envelope.statement
+            qset = self._qsets.get(_qset_hash_of(statement))
+            if qset is not None and self.trust.note(statement.node_id, qset):
+                self.metrics.trusted_nodes.set(len(self.trust))
             return Verdict.ACCEPT
         self.metrics.envelopes_rejected.labels("invalid").inc()
         return Verdict.REJECT
 
     async def _fetch_then_receive(
-        self, peer: Peer, envelope: SCPEnvelope, qset_hash: bytes | None, tx_set_hashes: list[bytes]
+        self, origin: NodeID, envelope: SCPEnvelope, qset_hash: bytes | None, tx_set_hashes: list[bytes]
     ) -> None:
+        """Fetch what a current-slot envelope names, from its sender (else its signer), then judge it."""
         assert self.overlay is not None
-        self._waiting += 1
         try:
-            timeout = self.settings.fetch_timeout
-            if qset_hash is not None and qset_hash not in self._qsets:
-                qset = await self.overlay.fetch_quorum_set(qset_hash, peer, timeout)
-                if qset is None:
-                    self.metrics.envelopes_rejected.labels("fetch_failed").inc()
-                    return
-                self._learn_quorum_set(qset)
-            for h in tx_set_hashes:
-                if self._find_tx_set(h) is None:
-                    payload = await self.overlay.fetch_tx_set(h, peer, timeout, _hash_matches(h), ask_if_pending=False)
-                    if payload is None or not self._learn_tx_set_payload(h, payload):
-                        self.metrics.envelopes_rejected.labels("fetch_failed").inc()
-                        return
+            peer = self.overlay.peer(origin) or self.overlay.peer(envelope.statement.node_id)
+            if peer is None or not await self._fetch_for(peer, qset_hash, tx_set_hashes):
+                self.metrics.envelopes_rejected.labels("fetch_failed").inc()
+                return
         finally:
-            self._waiting -= 1
-        if not self._running:
+            self._fetching.discard(envelope)
+        if not self._running or envelope.statement.slot_index != self.current_slot:
+            return  # decided meanwhile: the core never sees an old slot again
+        missing_qset, missing_tx_sets = self._missing(envelope.statement)
+        if missing_qset is not None or missing_tx_sets:
+            self.metrics.envelopes_rejected.labels("fetch_failed").inc()
             return
-        verdict = self._to_core(envelope)
-        if verdict is Verdict.ACCEPT:
-            self.overlay.relay(ScpMessage(envelope), origin=peer)
-        elif verdict is Verdict.REJECT:
-            peer.score("invalid SCP envelope", 25)
+        self._judged(origin, envelope, self._to_core(envelope))
+
+    async def _fetch_for(self, peer: Peer, qset_hash: bytes | None, tx_set_hashes: list[bytes]) -> bool:
+        assert self.overlay is not None
+        timeout = self.settings.fetch_timeout
+        if qset_hash is not None and qset_hash not in self._qsets:
+            qset = await self.overlay.fetch_quorum_set(qset_hash, peer, timeout)
+            if qset is None:
+                return False
+            self._learn_quorum_set(qset)
+        for h in tx_set_hashes:
+            if self._find_tx_set(h) is None:
+                payload = await self.overlay.fetch_tx_set(h, peer, timeout, _hash_matches(h), ask_if_pending=False)
+                if payload is None or not self._learn_tx_set_payload(h, payload):
+                    return False
+        return True
 
     def _fetch_tx_set_for_ledger(self, tx_set_hash: bytes) -> None:
         """An externalized value whose tx set we lack: ask every peer until one answers."""

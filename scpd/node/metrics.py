@@ -30,7 +30,9 @@ the last closed slot ``L`` and the slot being decided ``C = L + 1``:
 * ``agree``: it speaks about ``C`` (or later), or it committed our value for ``L``,
   and we heard from it recently;
 * ``delayed``: heard from recently, but still behind (no commit for ``L``);
-* ``missing``: not heard from within ``stale_after`` seconds (or never).
+* ``missing``: not heard from within ``stale_after`` seconds (or never);
+* ``equivocating``: it signed two statements for one slot that cannot both be
+  honest (scpd.node.equivocation); this overrides every other state.
 
 "Heard from" means its statements advanced (the core took a newer one), or
 it spoke to us over a direct authenticated connection: a copy of an old
@@ -42,7 +44,7 @@ The local node itself always agrees.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -61,6 +63,7 @@ from prometheus_client.registry import Collector
 
 from scpd.base.quorum import all_validators
 from scpd.base.types import NodeID, SCPConfirm, SCPEnvelope, SCPExternalize, SCPNomination, SCPPrepare
+from scpd.node.overlay.overlay import LIMIT_COUNTERS
 from scpd.scp.ballot import INFINITE
 
 if TYPE_CHECKING:
@@ -87,6 +90,9 @@ ENVELOPE_REJECT_REASONS = (
     "invalid",  # the consensus core refused it
     "fetch_failed",  # its quorum set or tx set never arrived
     "too_many_waiting",  # the bounded wait list for fetches was full
+    "untrusted",  # its signer is outside the transitive closure of our quorum set
+    "pending_node_full",  # a future slot's envelope: its signer's share of the pending queue is used up
+    "pending_full",  # a future slot's envelope: the pending queue is full of nearer slots
 )
 TIMERS = ("nomination", "ballot")
 LEDGER_WRITE_KINDS = ("ledger", "own_envelope", "prune", "quorum_set", "peer")
@@ -106,6 +112,7 @@ class MemberState(Enum):
     DELAYED = "delayed"
     MISSING = "missing"
     DISAGREE = "disagree"
+    EQUIVOCATING = "equivocating"
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +221,53 @@ class Metrics:
         self.event_loop_blocked = Counter(
             "scpd_event_loop_blocked", "Episodes of the event loop not running for a second or more", registry=r
         )
+        # -- operator surface (set by scpd.operator.watch and the GET /events stream)
+        self.quorum_intersection = Gauge(
+            "scpd_quorum_intersection",
+            "1 when every two quorums of the transitive quorum this node sees intersect, 0 when two are disjoint",
+            registry=r,
+        )
+        self.quorum_critical_nodes = Gauge(
+            "scpd_quorum_critical_nodes",
+            "Validators of the transitive quorum whose failure alone leaves this node without a quorum",
+            registry=r,
+        )
+        # Unknown (NaN, so no alert fires) until every validator named has declared its quorum set.
+        self.quorum_intersection.set(float("nan"))
+        self.quorum_critical_nodes.set(float("nan"))
+        self.events_clients = Gauge("scpd_events_clients", "Readers of the GET /events stream", registry=r)
+        self.events_dropped = Counter(
+            "scpd_events_dropped", "Events dropped because a GET /events reader was too slow", registry=r
+        )
+        # -- intake: trust, future slots, signature verdicts, equivocation (docs/security.md)
+        self.signature_cache_hits = Counter(
+            "scpd_signature_cache_hits",
+            "Envelope signatures not verified again: the verdict on that envelope was remembered",
+            registry=r,
+        )
+        self.envelopes_pending = Gauge(
+            "scpd_envelopes_pending", "Future-slot envelopes waiting for their slot to become current", registry=r
+        )
+        self.envelopes_pending_bytes = Gauge(
+            "scpd_envelopes_pending_bytes", "Bytes of the future-slot envelopes waiting for their slot", registry=r
+        )
+        self.trusted_nodes = Gauge(
+            "scpd_trusted_nodes",
+            "Nodes in the transitive closure of our quorum set (whose statements we process)",
+            registry=r,
+        )
+        self.network_slot = Gauge(
+            "scpd_network_slot",
+            "The slot the network has reached as far as we trust it (claimed by a v-blocking set of our quorum"
+            " set, or proven by catch-up); 0 when unknown",
+            registry=r,
+        )
+        self.equivocations = Counter(
+            "scpd_equivocations",
+            "Slots for which a node signed two statements that cannot both be honest, by node",
+            ["node"],
+            registry=r,
+        )
         for timer in TIMERS:
             self.timer_expiries.labels(timer)
         for reason in ENVELOPE_REJECT_REASONS:
@@ -300,10 +354,17 @@ class _StateCollector(Collector):
                 stats.misbehaviour_disconnects,
             ),
             ("scpd_overlay_bans", "Peers banned for misbehaviour", stats.bans),
+            ("scpd_overlay_answer_bytes", "Bytes of answers to peers' requests", stats.answer_bytes),
         ):
             c = CounterMetricFamily(name, doc)
             c.add_metric([], value)
             yield c
+        limited = CounterMetricFamily(
+            "scpd_overlay_limited", "Connections, requests and answers refused by a resource limit", labels=["limit"]
+        )
+        for limit in LIMIT_COUNTERS:
+            limited.add_metric([limit], getattr(stats, limit))
+        yield limited
         q = GaugeMetricFamily("scpd_tx_queue_transactions", "Transactions waiting in the queue")
         q.add_metric([], len(herder.txqueue))
         yield q
@@ -311,7 +372,13 @@ class _StateCollector(Collector):
         q.add_metric([], herder.txqueue.total_bytes)
         yield q
         members = quorum_members(
-            herder.scp, herder.node_id, herder.tip.slot, herder.heard_at, time.time(), self._stale_after
+            herder.scp,
+            herder.node_id,
+            herder.tip.slot,
+            herder.heard_at,
+            time.time(),
+            self._stale_after,
+            herder.equivocations.nodes,
         )
         h = GaugeMetricFamily(
             "scpd_quorum_members", "Validators of the local quorum set, by what we hear from them", labels=["state"]
@@ -341,6 +408,7 @@ def quorum_members(
     heard_at: Mapping[NodeID, float],
     now: float,
     stale_after: float,
+    equivocating: Collection[NodeID] = frozenset(),
 ) -> list[QuorumMember]:
     """Classify every validator of the local quorum set (see the module docstring)."""
     decided = scp.get_externalized_value(last_slot)
@@ -353,6 +421,8 @@ def quorum_members(
         ago = None if heard is None else max(0.0, now - heard)
         if node == local:
             state = MemberState.AGREE
+        elif node in equivocating:
+            state = MemberState.EQUIVOCATING
         elif latest is not None and _disagrees(latest, last_slot, decided):
             state = MemberState.DISAGREE
         elif latest is None or ago is None or ago > stale_after:

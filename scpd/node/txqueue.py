@@ -16,7 +16,14 @@ transactions that fit the per-set limits (FIFO by arrival), and they stay
 queued until a ledger actually includes them, because the slot may well
 externalize another node's tx set instead.
 
-Memory is bounded by the queue limits (count and bytes); the per-transaction
+Memory is bounded by the queue limits (count and bytes), and the limits are
+shared out so that nobody can fill the queue for everyone: transactions that
+came from peers (``origin`` set) may use at most ``1 - client_reserve`` of
+it, the rest is kept for the node's own clients (the HTTP API), and one peer
+may own at most ``peer_share`` of it. A transaction belongs to the peer that
+brought it first; it counts against that peer until a ledger carries it.
+
+The per-transaction
 size limit must not exceed the per-set byte limit the herder uses, or a
 transaction could be queued that no tx set can carry (the config checks this;
 :meth:`TxQueue.take_for_slot` refuses such limits loudly).
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -80,17 +87,42 @@ class BatchSummary:
 
 @dataclass(frozen=True, slots=True)
 class QueueLimits:
-    """Size of one transaction, and the queue's capacity in transactions and bytes."""
+    """Size of one transaction, the queue's capacity in transactions and bytes, and how it is shared."""
 
     max_tx_bytes: int = 64 * 1024
     max_txs: int = 100_000
     max_bytes: int = 64 * 1024 * 1024
+    peer_share: float = 0.5  # of the whole queue, for one peer
+    client_reserve: float = 0.25  # of the whole queue, never given to peers
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tx_bytes <= MAX_TX_SIZE:
             raise ValueError(f"max_tx_bytes must be in 1..{MAX_TX_SIZE}")
         if self.max_txs < 1 or self.max_bytes < self.max_tx_bytes:
             raise ValueError("the queue must hold at least one transaction of the maximum size")
+        if not 0 < self.peer_share <= 1 or not 0 <= self.client_reserve < 1:
+            raise ValueError("peer_share must be in (0, 1] and client_reserve in [0, 1)")
+
+    def peer_cap(self, share: float) -> tuple[int, int]:
+        """(transactions, bytes) for a ``share`` of the queue."""
+        return int(self.max_txs * share), int(self.max_bytes * share)
+
+
+class _Usage:
+    """Transactions and bytes one owner has in the queue."""
+
+    __slots__ = ("count", "size")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.size = 0
+
+    def fits(self, n: int, cap: tuple[int, int]) -> bool:
+        return self.count + 1 <= cap[0] and self.size + n <= cap[1]
+
+    def change(self, n: int, sign: int) -> None:
+        self.count += sign
+        self.size += sign * n
 
 
 class TxQueue:
@@ -108,6 +140,11 @@ class TxQueue:
         self._included_among = included_among
         self._txs: OrderedDict[bytes, bytes] = OrderedDict()
         self._bytes = 0
+        self._owner: dict[bytes, Hashable] = {}  # tx id -> the peer that brought it (clients' are absent)
+        self._peers_usage: dict[Hashable, _Usage] = {}
+        self._all_peers = _Usage()
+        self._peers_cap = limits.peer_cap(1 - limits.client_reserve)
+        self._peer_cap = limits.peer_cap(min(limits.peer_share, 1 - limits.client_reserve))
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -122,15 +159,20 @@ class TxQueue:
     def get(self, tx_id: bytes) -> bytes | None:
         return self._txs.get(tx_id)
 
-    def add(self, tx: bytes) -> AddResult:
-        """Queue ``tx`` unless it is known or breaks a limit; always say which."""
+    def peer_usage(self, origin: Hashable) -> tuple[int, int]:
+        """(transactions, bytes) queued on behalf of peer ``origin``."""
+        usage = self._peers_usage.get(origin)
+        return (usage.count, usage.size) if usage is not None else (0, 0)
+
+    def add(self, tx: bytes, origin: Hashable | None = None) -> AddResult:
+        """Queue ``tx`` (from a client, or from peer ``origin``) unless it is known or breaks a limit; say which."""
         i = tx_id(tx)
         if not tx:
             return AddResult(Outcome.REFUSED, i, Refusal.EMPTY, "empty transaction")
         included = i not in self._txs and self._is_included is not None and self._is_included(i)
-        return self._add(tx, i, included)
+        return self._add(tx, i, included, origin)
 
-    def add_many(self, txs: Iterable[bytes]) -> list[AddResult]:
+    def add_many(self, txs: Iterable[bytes], origin: Hashable | None = None) -> list[AddResult]:
         """``add`` for each of ``txs`` in order, asking about earlier ledgers once for the whole batch."""
         items = [(tx, tx_id(tx)) for tx in txs]
         unknown = [i for tx, i in items if tx and i not in self._txs]
@@ -145,10 +187,10 @@ class TxQueue:
             if not tx:
                 results.append(AddResult(Outcome.REFUSED, i, Refusal.EMPTY, "empty transaction"))
             else:
-                results.append(self._add(tx, i, i in included))
+                results.append(self._add(tx, i, i in included, origin))
         return results
 
-    def add_batch(self, txs: Iterable[bytes]) -> BatchSummary:
+    def add_batch(self, txs: Iterable[bytes], origin: Hashable | None = None) -> BatchSummary:
         """``add_many`` for a batch from a peer, where only the totals and the new ones matter.
 
         Under load most of a peer's batch is already queued (every transaction
@@ -161,14 +203,15 @@ class TxQueue:
         summary = BatchSummary()
         if not fresh:
             return summary
-        for tx, result in zip((tx for tx, _ in fresh), self.add_many(tx for tx, _ in fresh), strict=True):
+        results = self.add_many((tx for tx, _ in fresh), origin)
+        for tx, result in zip((tx for tx, _ in fresh), results, strict=True):
             if result.outcome is Outcome.QUEUED:
                 summary.queued.append(tx)
             elif result.refusal is not None:
                 summary.refused[result.refusal] = summary.refused.get(result.refusal, 0) + 1
         return summary
 
-    def _add(self, tx: bytes, i: bytes, included: bool) -> AddResult:
+    def _add(self, tx: bytes, i: bytes, included: bool, origin: Hashable | None) -> AddResult:
         if included or i in self._txs:
             return AddResult(Outcome.ALREADY_KNOWN, i)
         limits = self.limits
@@ -178,9 +221,24 @@ class TxQueue:
         if len(self._txs) >= limits.max_txs or self._bytes + len(tx) > limits.max_bytes:
             detail = f"queue holds {len(self._txs)} transactions, {self._bytes} bytes"
             return AddResult(Outcome.REFUSED, i, Refusal.QUEUE_FULL, detail)
+        if origin is not None:
+            refusal = self._peer_refusal(len(tx), origin)
+            if refusal:
+                return AddResult(Outcome.REFUSED, i, Refusal.QUEUE_FULL, refusal)
+            self._owner[i] = origin
+            self._peers_usage.setdefault(origin, _Usage()).change(len(tx), 1)
+            self._all_peers.change(len(tx), 1)
         self._txs[i] = bytes(tx)
         self._bytes += len(tx)
         return AddResult(Outcome.QUEUED, i)
+
+    def _peer_refusal(self, n: int, origin: Hashable) -> str:
+        if not self._all_peers.fits(n, self._peers_cap):
+            return "the part of the queue open to peers is full (the rest is kept for clients)"
+        usage = self._peers_usage.get(origin) or _Usage()
+        if not usage.fits(n, self._peer_cap):
+            return f"this peer's share is full ({usage.count} transactions, {usage.size} bytes)"
+        return ""
 
     def take_for_slot(self, max_txs: int, max_bytes: int) -> list[bytes]:
         """The oldest queued transactions that fit the limits, in arrival order.
@@ -215,4 +273,14 @@ class TxQueue:
             if tx is not None:
                 self._bytes -= len(tx)
                 removed += 1
+                origin = self._owner.pop(i, None)
+                if origin is not None:
+                    self._release(origin, len(tx))
         return removed
+
+    def _release(self, origin: Hashable, n: int) -> None:
+        self._all_peers.change(n, -1)
+        usage = self._peers_usage[origin]
+        usage.change(n, -1)
+        if not usage.count:
+            del self._peers_usage[origin]

@@ -37,6 +37,7 @@ __all__ = ["BASE64_CONTENT_TYPE", "MAX_BATCH_BODY", "MAX_BATCH_TXS", "add_routes
 BASE64_CONTENT_TYPE = "application/base64"
 MAX_BATCH_TXS = 10_000
 MAX_BATCH_BODY = 32 << 20
+MAX_SLOT = 2**63 - 1  # the store's integer range (SQLite)
 
 _REFUSAL_STATUS = {Refusal.EMPTY: 400, Refusal.TOO_LARGE: 413, Refusal.QUEUE_FULL: 503}
 
@@ -145,9 +146,10 @@ async def get_ledger(request: web.Request) -> web.Response:
     if which == "latest":
         found = await asyncio.to_thread(lambda: _describe(store, store.latest(), bodies))
     else:
-        if not which.isdigit() or len(which) > 20:
-            return _error(400, "bad-slot", "a slot is a non-negative integer or 'latest'")
-        slot = int(which)
+        # isascii first: str.isdigit also holds for "²" and "①", which int() refuses.
+        slot = int(which) if which.isascii() and which.isdigit() and len(which) <= 20 else -1
+        if not 0 <= slot <= MAX_SLOT:
+            return _error(400, "bad-slot", f"a slot is an integer in 0..{MAX_SLOT} or 'latest'")
         found = await asyncio.to_thread(lambda: _describe(store, store.get(slot), bodies))
     if found is None:
         return _error(404, "no-ledger", f"no ledger {which} here (the chain ends at slot {ctx.herder.tip.slot})")

@@ -70,7 +70,9 @@ from scpd.base.keys import Keypair, network_id
 from scpd.base.types import MAX_QSET_DEPTH, MAX_QSET_NODES, NodeID, PublicKey, SCPQuorumSet
 from scpd.errors import ConfigError, KeyFormatError
 from scpd.node.values import MAX_TX_SIZE, TxSetLimits, max_tx_set_xdr_size
+from scpd.operator.localnet_config import DEFAULT_LOCALNET_PASSPHRASE
 from scpd.scp.driver import DEFAULT_TIMEOUT_INCREMENT, DEFAULT_TIMEOUT_INITIAL, MAX_TIMEOUT
+from scpd.scp.nomination import possible_leaders
 
 __all__ = [
     "DEFAULT_HTTP_PORT",
@@ -89,12 +91,14 @@ __all__ = [
     "OverlaySection",
     "PeerAddress",
     "QuorumSetSection",
+    "TopQuorumSetSection",
     "TimersSection",
     "ValidatorEntry",
     "format_quorum_set",
     "load_config",
     "parse_address",
     "quorum_intersection_warnings",
+    "quorum_safety_problems",
     "redact_secrets",
 ]
 
@@ -115,6 +119,12 @@ _HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$"
 )
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})
+# Public keys of the seeds printed in scpd's example configurations: anyone
+# can sign as them, so they are refused except on the localnet passphrase.
+PUBLISHED_EXAMPLE_KEYS = {
+    "GD55JX6T42NMGL352ZHAGOSHA6RJ3JYYFIQ56YVYKX3P33YRZ2ANI7ZL": "config/validator.toml",
+    "GB26GGLNLWUWJMPLEDGRNOGILBQOVTFP4NW77LHDRXP7KWOKXJKJ67O6": "config/watcher.toml",
+}
 # A seed is 'S' and 55 more base32 characters; also catch truncated or
 # lower-cased copies. Legitimate values this long and shaped like that do not
 # occur in a configuration (public keys start with G).
@@ -263,6 +273,15 @@ class OverlaySection(_Section):
     reconnect_max: float = Field(default=10.0, gt=0, le=86_400)
     send_queue_size: int = Field(default=1000, ge=1, le=1_000_000)
     ban_duration: float = Field(default=600.0, ge=0, le=30 * 86_400)
+    # -- Bounds on what a peer can make us spend (docs/security.md, "Resource limits"). --
+    max_pending_handshakes: int = Field(default=32, ge=1, le=10_000)
+    send_queue_bytes: int = Field(default=16 << 20, ge=64 << 10, le=4 << 30)
+    answer_rate: int = Field(default=8 << 20, ge=0, le=1 << 30)
+    answer_burst: int = Field(default=16 << 20, ge=4096, le=4 << 30)
+    answer_ratio: float = Field(default=1.0, ge=0, le=2)
+    answer_total_rate: int = Field(default=32 << 20, ge=0, le=4 << 30)
+    answer_total_burst: int = Field(default=64 << 20, ge=4096, le=16 << 30)
+    new_key_interval: float = Field(default=60.0, ge=0, le=86_400)
 
     @field_validator("listen_address")
     @classmethod
@@ -309,6 +328,12 @@ class QuorumSetSection(_Section):
         return self
 
 
+class TopQuorumSetSection(QuorumSetSection):
+    """``[quorum_set]`` itself: a k-of-n set, plus the operator's waiver of the safety rules."""
+
+    unsafe_quorum: bool = False
+
+
 class TimersSection(_Section):
     """``[timers]``: consensus cadence and timeouts, in seconds."""
 
@@ -329,6 +354,9 @@ class LedgerSection(_Section):
     max_close_time_drift: float = Field(default=60.0, gt=0, le=86_400)
     max_queue_txs: int = Field(default=100_000, ge=1, le=10_000_000)
     max_queue_bytes: int = Field(default=64 << 20, ge=1024, le=4 << 30)
+    # -- Shares of the tx queue (docs/security.md, "Resource limits"). --
+    peer_queue_share: float = Field(default=0.5, gt=0, le=1)
+    client_queue_reserve: float = Field(default=0.25, ge=0, lt=1)
     record_envelopes: bool = False
 
 
@@ -372,7 +400,7 @@ class ConfigFile(_Section):
     network: NetworkSection
     overlay: OverlaySection = Field(default_factory=OverlaySection)
     validators: list[ValidatorEntry] = Field(default_factory=list)
-    quorum_set: QuorumSetSection
+    quorum_set: TopQuorumSetSection
     timers: TimersSection = Field(default_factory=TimersSection)
     ledger: LedgerSection = Field(default_factory=LedgerSection)
     http: HttpSection = Field(default_factory=HttpSection)
@@ -472,8 +500,7 @@ def load_config(
         ConfigWarning(w.key, redact_secrets(w.message)) for w in cfg.warnings + tuple(quorum_intersection_warnings(cfg))
     )
     if strict and found:
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise ConfigError(f"{label}: {found[0]}{more}")
+        raise ConfigError(f"{label}: {'; '.join(str(w) for w in found)}")
     return dataclasses.replace(cfg, warnings=found)
 
 
@@ -560,6 +587,8 @@ _EXPECTED = {
 }
 _BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 _SECRET_PREFIX = "seed"
+# Errors listed in one message; a file with more is not worth reading further.
+MAX_ERRORS_SHOWN = 20
 
 
 def format_key_path(loc: Sequence[int | str]) -> str:
@@ -571,13 +600,25 @@ def format_key_path(loc: Sequence[int | str]) -> str:
 
 
 def _translate(exc: ValidationError) -> str:
-    """The first error as ``key.path: problem``, plus how many others there are."""
+    """Every error as ``key.path: problem``, joined in one line.
+
+    A missing key explained by a misspelling beside it (``[quorumset]``
+    where ``[quorum_set]`` is required) is said once, at the misspelling,
+    with its suggestion.
+    """
     errors = exc.errors()
-    first = errors[0]
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    key = format_key_path(first["loc"])
-    problem = _describe(first)
-    return f"{key}: {problem}{more}" if key else f"{problem}{more}"
+    suggested = {
+        (*err["loc"][:-1], suggestion)
+        for err in errors
+        if err["type"] == "extra_forbidden" and (suggestion := _closest_field(err["loc"])) is not None
+    }
+    shown = [err for err in errors if not (err["type"] == "missing" and tuple(err["loc"]) in suggested)]
+    problems = []
+    for err in shown[:MAX_ERRORS_SHOWN]:
+        key = format_key_path(err["loc"])
+        problems.append(f"{key}: {_describe(err)}" if key else _describe(err))
+    more = f" (and {len(shown) - MAX_ERRORS_SHOWN} more)" if len(shown) > MAX_ERRORS_SHOWN else ""
+    return "; ".join(problems) + more
 
 
 def _type_name(value: object) -> str:
@@ -606,7 +647,7 @@ def _describe(err: ErrorDetails) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        return "unknown key" + _suggestion(err["loc"])
+        return _unknown(err)
     if kind == "missing":
         return "required section is missing" if _is_section(err["loc"]) else "required key is missing"
     if kind in _EXPECTED:
@@ -660,12 +701,25 @@ def _is_section(loc: Sequence[int | str]) -> bool:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
-def _suggestion(loc: Sequence[int | str]) -> str:
+def _closest_field(loc: Sequence[int | str]) -> str | None:
+    """The declared key closest to the unknown one at ``loc``, if one is close."""
     parent = _annotation_at(loc[:-1])
     if not (isinstance(parent, type) and issubclass(parent, BaseModel)) or not isinstance(loc[-1], str):
-        return ""
+        return None
     close = difflib.get_close_matches(loc[-1], list(parent.model_fields), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def _unknown(err: ErrorDetails) -> str:
+    """``unknown key`` or ``unknown section``, with a did-you-mean when a declared one is close."""
+    close = _closest_field(err["loc"])
+    value = err.get("input")
+    if isinstance(value, dict) or (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+        # A table ([name]) or an array of tables ([[name]]): suggest it written the same way.
+        left, right = ("[", "]") if isinstance(value, dict) else ("[[", "]]")
+        where = format_key_path([*err["loc"][:-1], close]) if close else ""
+        return "unknown section" + (f" (did you mean {left}{where}{right}?)" if close else "")
+    return "unknown key" + (f" (did you mean {close!r}?)" if close else "")
 
 
 # -- resolution --------------------------------------------------------------
@@ -689,6 +743,7 @@ class _Resolver:
 
     def resolve(self, f: ConfigFile) -> NodeConfig:
         keypair = self._keypair(f.node)
+        self._not_published(f, keypair.public_key)
         if f.node.public_key is not None and PublicKey.from_strkey(f.node.public_key) != keypair.public_key:
             raise _Problem(
                 "node.public_key",
@@ -698,6 +753,15 @@ class _Resolver:
         labels = self._own_name(f.node, keypair.public_key, validators, names)
         qset = self._quorum_set(f.quorum_set, names)
         self._self_in_quorum_set(f.node, keypair.public_key, qset)
+        self._others_can_lead(f.node, keypair.public_key, qset)
+        if not f.quorum_set.unsafe_quorum:
+            problems = quorum_safety_problems(qset, lambda n: labels.get(n, str(n)))
+            if problems:
+                raise _Problem(
+                    "",
+                    f"unsafe quorum set: {'; '.join(problems)} "
+                    "(write unsafe_quorum = true in [quorum_set] to run it anyway)",
+                )
         self._cross_checks(f)
         http_listen = PeerAddress(f.http.address, f.http.port) if f.http.enabled else None
         metrics_listen = PeerAddress(f.metrics.address, f.metrics.port) if f.metrics.port is not None else None
@@ -774,6 +838,18 @@ class _Resolver:
             raise _Problem("node.seed_file", f"{path}: is empty")
         self._warn_if_shared(path, "node.seed_file", f"{path} is")
         return self._decode_seed(text, "node.seed_file", f"{path}:")
+
+    @staticmethod
+    def _not_published(f: ConfigFile, me: NodeID) -> None:
+        """A seed printed in scpd's example files signs for anyone who read them."""
+        example = PUBLISHED_EXAMPLE_KEYS.get(str(me))
+        if example is not None and f.network.passphrase != DEFAULT_LOCALNET_PASSPHRASE:
+            key = next(k for k in ("seed", "seed_file", "seed_env") if getattr(f.node, k) is not None)
+            raise _Problem(
+                f"node.{key}",
+                f"this is the example seed published in {example}: anyone can sign as this node; "
+                "generate your own with `scpd keygen --out node.seed`",
+            )
 
     @staticmethod
     def _decode_seed(text: str, key: str, what: str) -> Keypair:
@@ -915,6 +991,17 @@ class _Resolver:
                 )
             )
 
+    @staticmethod
+    def _others_can_lead(node: NodeSection, me: NodeID, qset: SCPQuorumSet) -> None:
+        """Refuse a set in which nomination could only ever follow this node (stellar-core PR 4528)."""
+        if node.is_validator and quorum.all_validators(qset) - {me} and not possible_leaders(qset, me):
+            raise _Problem(
+                "quorum_set",
+                f"no other validator can ever lead nomination: with {qset.threshold} of "
+                f"{len(qset.validators) + len(qset.inner_sets)} this node alone satisfies its quorum set; "
+                "raise the threshold",
+            )
+
     # -- keys that constrain each other
 
     def _cross_checks(self, f: ConfigFile) -> None:
@@ -977,6 +1064,46 @@ class _Resolver:
                 overlap = host == other_host or host in _WILDCARD_HOSTS or other_host in _WILDCARD_HOSTS
                 if port != 0 and port == other_port and overlap:
                     raise _Problem(key, f"port {port} is already used by {other_key}")
+
+
+# -- quorum safety (stellar-core's FAILURE_SAFETY and UNSAFE_QUORUM) ---------
+
+
+def quorum_safety_problems(qset: SCPQuorumSet, label: typing.Callable[[NodeID], str] = str) -> list[str]:
+    """Why ``qset`` is unsafe by stellar-core's rules, as ``key: problem`` texts (empty when safe).
+
+    With n top-level entries the set must tolerate f = floor((n - 1) / 3)
+    failures, at least one (stellar-core's FAILURE_SAFETY = -1, its default):
+    n >= 4, fewer than f + 1 failures never halt the node, the top-level
+    threshold is at least n - f (about two thirds), and every inner set's
+    threshold is a strict majority of its entries (stellar-core's checks
+    behind UNSAFE_QUORUM = false).
+    """
+    n = len(qset.validators) + len(qset.inner_sets)
+    f = (n - 1) // 3
+    problems = []
+    if f == 0:
+        problems.append(
+            f"quorum_set: {n} top-level {'entry tolerates' if n == 1 else 'entries tolerate'} no failure "
+            "(tolerating one takes at least 4, as 3f + 1)"
+        )
+    else:
+        blocking = quorum.closest_v_blocking(qset, quorum.all_validators(qset))
+        if blocking is not None and len(blocking) <= f:
+            names = ", ".join(label(v) for v in sorted(blocking))
+            problems.append(
+                f"quorum_set: {len(blocking)} failure(s) ({names}) halt this node, "
+                f"but its {n} top-level entries should withstand {f}"
+            )
+    if qset.threshold < n - f:
+        problems.append(
+            f"quorum_set.threshold: {qset.threshold} of {n} is below {n - f} (two thirds): "
+            "two disjoint groups could each reach a quorum"
+        )
+    for v in quorum.sanity_violations(qset, extra_checks=True):
+        if v.name == "threshold-not-majority" and v.path != "quorum_set":
+            problems.append(f"{v.path}.threshold: {v.message}")
+    return problems
 
 
 # -- presentation -------------------------------------------------------------

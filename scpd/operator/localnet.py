@@ -7,6 +7,15 @@ slot, value hash, transactions, time to consensus, and how many nodes agree.
 A disagreement is printed loudly (it would be a safety failure). Ctrl-C,
 SIGTERM, or reaching ``--slots`` stops every process with SIGTERM (SIGKILL
 after a grace period) and waits for them.
+
+Nodes run as ``python -P -m scpd run`` with the interpreter of the supervisor
+and the directory holding its ``scpd`` package first on ``PYTHONPATH``: the
+working directory is never searched, so starting localnet from a directory
+that happens to contain a ``scpd/`` folder (the checkout's parent) still runs
+this very scpd. Each node's stderr (its JSON log) is also written to
+``<dir>/<name>.log``. A node that dies is reported with its exit code and the
+last lines of its log; when every node has died, localnet stops at once and
+exits 1.
 """
 
 from __future__ import annotations
@@ -14,18 +23,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import scpd
 from scpd.operator.localnet_config import LocalnetNode, localnet_configs, write_localnet
 
 __all__ = ["Localnet", "SlotReport"]
 
 STOP_GRACE = 10.0
+# Lines of a dead node's log quoted to say why it died.
+DEATH_LINES = 5
 
 
 @dataclass
@@ -73,6 +87,7 @@ class Localnet:
         self.reports: dict[int, SlotReport] = {}
         self.printed = 0
         self.diverged = False
+        self.all_died = False
         self._done = asyncio.Event()
 
     def prepare(self) -> list[Path]:
@@ -90,7 +105,11 @@ class Localnet:
 
     async def run(self) -> int:
         paths = self.prepare()
-        print(f"localnet: {self.n} validators, configs and data in {self.directory}", file=self.out, flush=True)
+        print(
+            f"localnet: {self.n} validators, configs, data and logs in {self.directory.absolute()}",
+            file=self.out,
+            flush=True,
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._done.set)
@@ -99,12 +118,8 @@ class Localnet:
             for path in paths:
                 name = path.stem
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "scpd",
-                    "run",
-                    "--config",
-                    str(path),
+                    *node_command(path),
+                    env=node_environment(),
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.DEVNULL,
                     stderr=asyncio.subprocess.PIPE,
@@ -120,8 +135,10 @@ class Localnet:
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
+        if self.all_died:
+            print(f"localnet: every node has died; their logs are in {self.directory.absolute()}", file=sys.stderr)
         print(f"localnet: stopped after {self.printed} slots", file=self.out, flush=True)
-        return 1 if self.diverged else 0
+        return 1 if self.diverged or self.all_died else 0
 
     async def stop(self) -> None:
         for proc in self.procs.values():
@@ -138,18 +155,28 @@ class Localnet:
 
     async def _read(self, name: str, proc: asyncio.subprocess.Process) -> None:
         assert proc.stderr is not None
-        async for raw in proc.stderr:
-            text = raw.decode("utf-8", "replace").rstrip()
-            try:
-                record = json.loads(text)
-            except ValueError:
-                print(f"[{name}] {text}", file=sys.stderr, flush=True)
-                continue
-            if isinstance(record, dict):
-                self._on_record(name, record)
+        tail: deque[str] = deque(maxlen=DEATH_LINES)
+        with (self.directory / f"{name}.log").open("ab") as log:
+            async for raw in proc.stderr:
+                log.write(raw)
+                text = raw.decode("utf-8", "replace").rstrip()
+                tail.append(text)
+                try:
+                    record = json.loads(text)
+                except ValueError:
+                    print(f"[{name}] {text}", file=sys.stderr, flush=True)
+                    continue
+                if isinstance(record, dict):
+                    self._on_record(name, record)
         code = await proc.wait()
-        if not self._done.is_set():
-            print(f"localnet: {name} exited with code {code}", file=sys.stderr, flush=True)
+        if self._done.is_set():
+            return
+        print(f"localnet: {name} exited with code {code}; last lines of {name}.log:", file=sys.stderr, flush=True)
+        for line in tail:
+            print(f"  [{name}] {line}", file=sys.stderr, flush=True)
+        if all(p.returncode is not None for p in self.procs.values()) and len(self.procs) == self.n:
+            self.all_died = True
+            self._done.set()
 
     def _on_record(self, name: str, record: dict[str, Any]) -> None:
         event = record.get("event")
@@ -179,6 +206,19 @@ class Localnet:
             del self.reports[old]
         if self.slots is not None and self.printed >= self.slots:
             self._done.set()
+
+
+def node_command(config: Path) -> list[str]:
+    """``scpd run`` for one node, by this interpreter, never importing from the working directory."""
+    return [sys.executable, "-P", "-m", "scpd", "run", "--config", str(config)]
+
+
+def node_environment() -> dict[str, str]:
+    """This environment, with the directory holding the supervisor's ``scpd`` package first on the path."""
+    root = str(Path(scpd.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _extras(record: dict[str, Any]) -> str:

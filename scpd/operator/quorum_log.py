@@ -5,7 +5,7 @@ periodic quorum line and its "lost sync" line are how they do it there), so
 the node says how its quorum is doing without being asked:
 
 * ``quorum``: the node's state (``synced`` / ``stuck`` / ``joining``, see
-  ``api_admin.node_status``), its last ledger, how many members of its quorum
+  ``status.node_status``), its last ledger, how many members of its quorum
   set agree / are delayed / missing / disagree (who, for the last two), and
   ``fail_at``: how many more of the members still with us (agreeing or
   delayed) must fail before the failed ones block every slice of ours
@@ -34,11 +34,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from scpd.base.quorum import closest_v_blocking
-from scpd.base.types import NodeID, SCPQuorumSet
+from scpd.base.types import NodeID
 from scpd.node.metrics import MemberState, stale_after
-from scpd.operator.api_admin import NodeStatus, node_status
 from scpd.operator.http_api import NodeContext
+from scpd.operator.status import NodeStatus, node_status
 
 __all__ = ["SYNCED_INTERVAL", "LogLine", "QuorumLog", "run_quorum_log"]
 
@@ -59,16 +58,7 @@ class LogLine:
 class QuorumLog:
     """What to log about the quorum at each check (see the module docstring)."""
 
-    def __init__(
-        self,
-        quorum_set: SCPQuorumSet,
-        local: NodeID,
-        label: Callable[[NodeID], str],
-        slot_interval: float,
-        joining_grace: float,
-    ) -> None:
-        self._qset = quorum_set
-        self._local = local
+    def __init__(self, label: Callable[[NodeID], str], slot_interval: float, joining_grace: float) -> None:
         self._label = label
         self._slot_interval = slot_interval
         self._joining_grace = joining_grace
@@ -103,8 +93,7 @@ class QuorumLog:
         by_state: dict[MemberState, list[NodeID]] = {s: [] for s in MemberState}
         for m in status.members:
             by_state[m.state].append(m.node_id)
-        alive = by_state[MemberState.AGREE] + by_state[MemberState.DELAYED]
-        fail_with = closest_v_blocking(self._qset, alive, excluded=self._local)
+        fail_with = status.fail_with
         return {
             "state": status.state,
             "ledger": ledger,
@@ -121,15 +110,9 @@ async def run_quorum_log(ctx: NodeContext) -> None:
     herder = ctx.herder
     cfg = ctx.config
     slot_interval = cfg.timers.slot_interval
-    quorum_log = QuorumLog(
-        herder.scp.quorum_set,
-        herder.node_id,
-        lambda n: cfg.name_of(n) or str(n),
-        slot_interval,
-        joining_grace=stale_after(slot_interval),
-    )
+    quorum_log = QuorumLog(lambda n: cfg.name_of(n) or str(n), slot_interval, joining_grace=stale_after(slot_interval))
     while True:
         now = time.time()
-        for line in quorum_log.lines(node_status(ctx, now), herder.tip.slot, now):
+        for line in quorum_log.lines(node_status(ctx.config, herder, now), herder.tip.slot, now):
             getattr(log, line.level)(line.event, **line.fields)
         await asyncio.sleep(_CHECK_INTERVAL)

@@ -340,7 +340,11 @@ class BallotProtocol:
         did_work = self._attempt_accept_commit(hint) or did_work
         did_work = self._attempt_confirm_commit(hint) or did_work
         if self._message_level == 1:
-            while self._attempt_bump():
+            # Each bump moves us to a higher counter that some other sender
+            # holds, so there are at most as many bumps as senders.
+            for _ in range(len(self.latest) + 1):
+                if not self._attempt_bump():
+                    break
                 did_work = True
             self._check_heard_from_quorum()
         self._message_level -= 1

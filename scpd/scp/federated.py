@@ -254,6 +254,7 @@ def is_quorum(local_qset: SCPQuorumSet, nodes: set[NodeID], latest: LatestStatem
         else:
             entry[1].update(in_members)
     groups = list(by_qset.values())
+    # Bounded: every pass that does not return empties at least one group.
     while True:
         if not local.satisfied_by(members):
             return False

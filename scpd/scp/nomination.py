@@ -18,7 +18,9 @@ introduces a new value: the local node echoes one new value per leader,
 taken from the leader's accepted set, or from its votes when none of its
 accepted values is valid; and, when it is a leader itself and votes for
 nothing yet, it votes for its own value. A round that would add no new leader
-is skipped at once (stellar-core's "fast timeout").
+is skipped at once (stellar-core's "fast timeout"), at most
+``MAX_FAST_TIMEOUTS`` rounds per update (fewer in large sets) and never in
+search of a node that cannot lead (weight 0), so leader selection always ends.
 
 Votes stop as soon as any value is confirmed nominated (a candidate exists):
 no more echoing, the round timer is stopped. Accepting continues, so that
@@ -36,7 +38,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from scpd.base import quorum
-from scpd.base.types import NodeID, SCPEnvelope, SCPNomination, SCPStatement
+from scpd.base.types import NodeID, SCPEnvelope, SCPNomination, SCPQuorumSet, SCPStatement
 from scpd.errors import ConsensusError
 from scpd.scp.driver import UINT64_MAX, EnvelopeState, TimerId, ValidationLevel
 from scpd.scp.federated import LatestStatements, PledgePredicate
@@ -44,7 +46,22 @@ from scpd.scp.federated import LatestStatements, PledgePredicate
 if TYPE_CHECKING:
     from scpd.scp.slot import Slot
 
-__all__ = ["NominationProtocol", "is_newer_nomination", "is_sane_nomination"]
+__all__ = [
+    "MAX_FAST_TIMEOUTS",
+    "MAX_NEIGHBOR_TESTS",
+    "NominationProtocol",
+    "is_newer_nomination",
+    "is_sane_nomination",
+    "possible_leaders",
+]
+
+# Rounds skipped at most in one leader update ("fast timeouts"), and fewer in
+# a large quorum set: each round costs a neighbor test (and, for a neighbor,
+# a priority hash) per node that can lead, and one update makes at most
+# MAX_NEIGHBOR_TESTS of those tests (plus one round's worth), a few tens of
+# milliseconds, whatever the set.
+MAX_FAST_TIMEOUTS = 64
+MAX_NEIGHBOR_TESTS = 4096
 
 
 def _strictly_sorted(values: tuple[bytes, ...]) -> bool:
@@ -63,6 +80,20 @@ def is_newer_nomination(old: SCPNomination, new: SCPNomination) -> bool:
     if not (old_votes <= new_votes and old_acc <= new_acc):
         return False
     return len(new_votes) > len(old_votes) or len(new_acc) > len(old_acc)
+
+
+def possible_leaders(qset: SCPQuorumSet, local: NodeID) -> frozenset[NodeID]:
+    """The nodes other than ``local`` that can ever lead a nomination round.
+
+    A node leads only if it can be a neighbor, i.e. has a non-zero weight
+    (the default ``Driver.get_node_weight``) in the set normalised without
+    the local node, as the protocol computes it. Empty when the set names
+    nobody else, or when ``local`` alone satisfies it at the top level (a
+    1-of-n set that includes ``local``): nomination would then only ever
+    follow the local node, which stellar-core refuses at start (PR 4528).
+    """
+    normalized = quorum.normalize(qset, remove=local)
+    return frozenset(n for n in quorum.all_validators(normalized) - {local} if quorum.node_weight(normalized, n) > 0)
 
 
 class NominationProtocol:
@@ -192,12 +223,22 @@ class NominationProtocol:
         """Add this round's top-priority neighbors (ties included) to the leaders.
 
         If that adds nobody new (or nobody has any priority), the round is
-        skipped at once ("fast timeout") and the next one tried, until every
-        node of the quorum set is a leader.
+        skipped at once ("fast timeout") and the next one tried, as in
+        stellar-core. Two bounds keep this from spinning: only nodes with a
+        non-zero weight can ever lead (with a 1-of-n set that includes us,
+        normalised without us, every other weight is 0), so once all of those
+        lead there is nothing to look for; and at most ``MAX_FAST_TIMEOUTS``
+        rounds (fewer in a large set, see ``MAX_NEIGHBOR_TESTS``) are skipped
+        per call, so a node of tiny weight that keeps losing the draw costs a
+        bounded amount of work (the next timeout tries again).
         """
         bounds = self._neighbor_bounds()
         local_id = bounds[0][0]
-        while len(self.round_leaders) < len(bounds):
+        eligible = sum(1 for _, bound in bounds if bound > 0)
+        rounds = max(1, min(MAX_FAST_TIMEOUTS, MAX_NEIGHBOR_TESTS // max(eligible, 1)))
+        for _ in range(rounds):
+            if len(self.round_leaders) >= eligible:
+                return
             leaders: set[NodeID] = set()
             top = 0
             for node, bound in bounds:

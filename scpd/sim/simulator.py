@@ -14,6 +14,8 @@ satisfied by members (so they can make progress without any faulty node).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -78,7 +80,8 @@ class SimResult:
                 "seed": self.scenario.seed,
                 "byzantine": {str(i): kind for i, kind in sorted(self.byzantine.items())},
                 "byzantine_tolerance": self.topology.byzantine_tolerance,
-                "heal_time": self.scenario.heal_time,
+                # null: the scenario never heals (loss without --loss-until, a partition without end)
+                "heal_time": self.scenario.heal_time if math.isfinite(self.scenario.heal_time) else None,
                 "replay": self.scenario.replay_command(),
             },
             "completed": self.completed,
@@ -181,12 +184,26 @@ class Simulation:
             if crash.restart is not None:
                 self.clock.call_at(crash.restart, node.start)
 
-    def run(self) -> SimResult:
-        """Run until every intact node has decided every slot, or the time limit."""
+    def run(self, progress: Callable[[int, int], None] | None = None) -> SimResult:
+        """Run until every intact node has decided every slot, or the time limit.
+
+        ``progress(decided, goal)`` hears of each new decision (a slot
+        externalized by an intact node) out of the ``goal`` awaited.
+        """
         self.start()
         goal = len(self.intact) * self.scenario.slots
         recorder = self.recorder
-        self.clock.run(self.scenario.time_limit, stop=lambda: recorder.watched_decided >= goal)
+        reported = -1
+
+        def done() -> bool:
+            nonlocal reported
+            decided = recorder.watched_decided
+            if progress is not None and decided != reported:
+                reported = decided
+                progress(decided, goal)
+            return decided >= goal
+
+        self.clock.run(self.scenario.time_limit, stop=done)
         return self.result()
 
     def result(self) -> SimResult:
@@ -206,5 +223,5 @@ class Simulation:
         )
 
 
-def run(scenario: Scenario) -> SimResult:
-    return Simulation(scenario).run()
+def run(scenario: Scenario, progress: Callable[[int, int], None] | None = None) -> SimResult:
+    return Simulation(scenario).run(progress)

@@ -3,7 +3,8 @@
 A ban is a key (a node id or a ``PeerAddress``) with an expiry on an
 injectable monotonic clock. Whole IP addresses are not banned: many
 validators may share one host (a localnet on 127.0.0.1), so an address here is
-host *and* listening port.
+host *and* listening port; ``KeyChurn`` limits what a banned host may do
+instead: come back under fresh keys, one per interval.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 
-__all__ = ["BanList"]
+__all__ = ["BanList", "KeyChurn"]
 
 
 class BanList:
@@ -46,3 +47,80 @@ class BanList:
     def _expire(self, now: float) -> None:
         for key in [k for k, until in self._until.items() if until <= now]:
             del self._until[key]
+
+    def entries(self) -> list[tuple[Hashable, float]]:
+        """Every ban still in force, with its seconds left."""
+        now = self._clock()
+        self._expire(now)
+        return [(key, until - now) for key, until in self._until.items()]
+
+
+class KeyChurn:
+    """After a ban, a host may bring fresh keys only one per ``interval`` seconds while the ban lasts.
+
+    Keys cost nothing to make, so a ban by node id alone is undone by the next
+    key. A whole host is not banned (validators share hosts), but a host that
+    earned a ban is on probation: a key it already used, or a preferred one,
+    passes; a new key passes at most once per ``interval``. Bounded: at most
+    ``capacity`` hosts and ``keys_per_host`` remembered keys each.
+    """
+
+    __slots__ = ("_clock", "_hosts", "capacity", "interval", "keys_per_host")
+
+    def __init__(
+        self,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        capacity: int = 4096,
+        keys_per_host: int = 64,
+    ) -> None:
+        self.interval = interval
+        self._clock = clock
+        self.capacity = capacity
+        self.keys_per_host = keys_per_host
+        self._hosts: dict[str, _Probation] = {}
+
+    def note_ban(self, host: str, key: Hashable, seconds: float) -> None:
+        now = self._clock()
+        probation = self._hosts.get(host)
+        if probation is None:
+            if len(self._hosts) >= self.capacity:
+                self._expire(now)
+                if len(self._hosts) >= self.capacity:
+                    del self._hosts[min(self._hosts, key=lambda h: self._hosts[h].until)]
+            probation = self._hosts[host] = _Probation(now)
+        probation.until = max(probation.until, now + seconds)
+        probation.keys.pop(key, None)  # the banned key is not one the host may keep using
+
+    def admit(self, host: str, key: Hashable) -> bool:
+        """May ``host`` connect with ``key`` now? Records the key when it is new and admitted."""
+        probation = self._hosts.get(host)
+        if probation is None:
+            return True
+        now = self._clock()
+        if probation.until <= now:
+            del self._hosts[host]
+            return True
+        if key in probation.keys:
+            return True
+        if now - probation.last_new < self.interval:
+            return False
+        probation.last_new = now
+        probation.keys[key] = None
+        while len(probation.keys) > self.keys_per_host:
+            del probation.keys[next(iter(probation.keys))]
+        return True
+
+    def _expire(self, now: float) -> None:
+        for host in [h for h, p in self._hosts.items() if p.until <= now]:
+            del self._hosts[host]
+
+
+class _Probation:
+    __slots__ = ("keys", "last_new", "until")
+
+    def __init__(self, now: float) -> None:
+        self.until = now
+        # The ban itself starts the interval: the next fresh key waits.
+        self.last_new = now
+        self.keys: dict[Hashable, None] = {}

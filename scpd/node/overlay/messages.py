@@ -27,6 +27,7 @@ from scpd.base.types import HASH_SIZE, PublicKey, SCPEnvelope, SCPQuorumSet, Xdr
 from scpd.base.xdr import Packer, Reader, XdrError, pack_fixed_opaque
 
 __all__ = [
+    "ANSWERED_TYPES",
     "CATCHUP_RANGE",
     "FLOODED_TYPES",
     "MAX_ERROR_TEXT",
@@ -344,6 +345,16 @@ class GetQuorumSet(_HashRequest):
 
 
 _REQUEST_TYPES = frozenset({int(MessageType.GET_TX_SET), int(MessageType.GET_SCP_QUORUMSET)})
+# Requests whose answers the overlay pays from the asker's byte budget (the
+# first catchup type is catchup's request, GET_LEDGERS).
+ANSWERED_TYPES = frozenset(
+    {
+        int(MessageType.GET_TX_SET),
+        int(MessageType.GET_SCP_QUORUMSET),
+        int(MessageType.GET_SCP_STATE),
+        CATCHUP_RANGE.start,
+    }
+)
 
 
 @register_message

@@ -4,8 +4,16 @@ Theory of operation: the ``Overlay`` owns a listening socket, a set of
 authenticated ``Peer`` objects (at most one per node id) and a maintenance
 task. The maintenance task keeps configured ("preferred") addresses connected,
 redialing each with exponential backoff and jitter, and fills up to
-``target_connections`` from addresses learned through PEERS messages. Inbound
-connections are accepted up to ``max_inbound``.
+``target_connections`` from addresses learned through PEERS messages.
+
+Connections are bounded in two pools, as stellar-core's pending and
+authenticated peer lists: at most ``max_pending_handshakes`` inbound
+handshakes at once (a new one evicts the oldest, so silent TCP connections
+cannot starve real ones: an honest handshake takes milliseconds), and at most
+``max_inbound`` established inbound peers. Preferred peers, the validators of
+our quorum set (``preferred_nodes``) and the nodes behind configured
+addresses, always find a slot: when the pool is full one of them evicts a
+stranger, after its AUTH proved its key.
 
 Every authenticated message other than keep-alives goes through
 ``_dispatch``. Flooded kinds (SCP envelopes, transactions) pass the
@@ -18,8 +26,15 @@ next messages (including the quorum set it waits for) are read only after the
 handler returns. Answers to ``fetch_quorum_set`` / ``fetch_tx_set`` are matched
 here, by hash; unsolicited answers and all requests go to the handler.
 
+Requests (``ANSWERED_TYPES``) are answered from byte budgets
+(``budget``): a preferred peer's refills with time, a stranger's only with
+the bytes it sends us, and all of them draw from a total; TX_SET and quorum
+sets nobody asked for are dropped before any consumer sees them.
+
 Misbehaviour points accumulate per node id; past ``ban_threshold`` the peer
-is disconnected and banned (node id and address) for ``ban_seconds``.
+is disconnected and banned (node id and address) for ``ban_seconds``, and
+its host may then bring fresh keys only one per ``new_key_interval``
+(``bans.KeyChurn``), so a ban is not undone by generating a key.
 """
 
 from __future__ import annotations
@@ -42,11 +57,13 @@ from scpd.base.quorum import quorum_set_hash
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.errors import OverlayError, ScpdError
 from scpd.node.overlay.backoff import Backoff
-from scpd.node.overlay.bans import BanList
+from scpd.node.overlay.bans import BanList, KeyChurn
+from scpd.node.overlay.budget import Allowance, BudgetSettings, ByteBudget
 from scpd.node.overlay.floodgate import DEFAULT_FLOOD_MEMORY, Floodgate
 from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, encode_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError, HandshakeResult, perform_handshake
 from scpd.node.overlay.messages import (
+    ANSWERED_TYPES,
     FLOODED_TYPES,
     MAX_PEER_ADDRESSES,
     Auth,
@@ -65,10 +82,10 @@ from scpd.node.overlay.messages import (
     encode_message,
     message_hash,
 )
-from scpd.node.overlay.peer import Peer, PeerSettings
+from scpd.node.overlay.peer import ANSWERING, Peer, PeerSettings
 from scpd.node.overlay.requests import PendingRequests
 
-__all__ = ["Handler", "Overlay", "OverlayConfig", "OverlayStats", "Verdict"]
+__all__ = ["LIMIT_COUNTERS", "Handler", "Overlay", "OverlayConfig", "OverlayStats", "Verdict"]
 
 log = structlog.get_logger(__name__)
 
@@ -93,10 +110,21 @@ class OverlayConfig:
     listen_host: str = "127.0.0.1"
     listen_port: int | None = 0  # None: do not accept inbound connections
     peers: tuple[PeerAddress, ...] = ()  # preferred: always kept connected
+    preferred_nodes: frozenset[NodeID] = frozenset()  # validators of our quorum set: always find a slot
     target_connections: int = 8
     max_inbound: int = 64
+    max_pending_handshakes: int = 32
     max_frame: int = DEFAULT_MAX_FRAME
     send_queue_size: int = 1024
+    send_queue_bytes: int = 16 * 1024 * 1024
+    # Answers to requests, in bytes: preferred peers earn with time, strangers
+    # earn ``answer_ratio`` bytes per byte they send; everybody draws from the total.
+    answer_rate: float = 8 * 1024 * 1024
+    answer_burst: int = 16 * 1024 * 1024
+    answer_ratio: float = 1.0
+    answer_total_rate: float = 32 * 1024 * 1024
+    answer_total_burst: int = 64 * 1024 * 1024
+    new_key_interval: float = 60.0
     ping_interval: float = 5.0
     idle_timeout: float = 30.0
     write_timeout: float = 10.0
@@ -107,6 +135,7 @@ class OverlayConfig:
     flood_memory: int = DEFAULT_FLOOD_MEMORY
     max_known_addresses: int = 1000
     max_pending_requests: int = 1024
+    max_requests_per_peer: int = 64
     maintenance_interval: float = 1.0
     share_peers: bool = True
     backoff: Backoff = field(default_factory=Backoff)
@@ -115,6 +144,7 @@ class OverlayConfig:
         return PeerSettings(
             max_frame=self.max_frame,
             send_queue_size=self.send_queue_size,
+            send_queue_bytes=self.send_queue_bytes,
             ping_interval=self.ping_interval,
             idle_timeout=self.idle_timeout,
             write_timeout=self.write_timeout,
@@ -134,11 +164,31 @@ class OverlayStats:
     bans: int = 0
     misbehaviour_reports: int = 0
     misbehaviour_disconnects: int = 0  # connected peers dropped by a ban
+    handshakes_evicted: int = 0  # pending handshakes dropped for a newer connection
+    inbound_refused: int = 0  # authenticated strangers refused: the inbound pool was full
+    peers_evicted: int = 0  # strangers dropped to make room for a preferred peer
+    new_keys_refused: int = 0  # fresh keys refused from a host under a ban
+    requests_throttled: int = 0  # requests dropped: the asker's (or the total) answer budget was spent
+    answers_refused: int = 0  # answers not sent: larger than what was left of the budget
+    answer_bytes: int = 0
+    unrequested_answers: int = 0  # TX_SET / quorum sets nobody asked for, dropped
     # Traffic of connections already closed; ``Overlay.traffic`` adds the live ones.
     messages_in: int = 0
     messages_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+
+
+# The ``OverlayStats`` fields that count what a resource limit refused (metric labels).
+LIMIT_COUNTERS = (
+    "handshakes_evicted",
+    "inbound_refused",
+    "peers_evicted",
+    "new_keys_refused",
+    "requests_throttled",
+    "answers_refused",
+    "unrequested_answers",
+)
 
 
 @dataclass(slots=True)
@@ -171,16 +221,21 @@ class Overlay:
         self._peers: dict[NodeID, Peer] = {}
         self._floodgate = Floodgate(config.flood_memory)
         self._bans = BanList(clock)
+        self._churn = KeyChurn(config.new_key_interval, clock)
+        self._answer_total = ByteBudget(BudgetSettings(config.answer_total_rate, config.answer_total_burst), clock)
+        self._trusted_answers = BudgetSettings(config.answer_rate, config.answer_burst, config.answer_ratio)
+        self._stranger_answers = BudgetSettings(0.0, config.answer_burst, config.answer_ratio)
         self._scores: OrderedDict[NodeID, int] = OrderedDict()
-        self._qsets: PendingRequests[SCPQuorumSet] = PendingRequests(config.max_pending_requests)
-        self._txsets: PendingRequests[bytes] = PendingRequests(config.max_pending_requests)
+        limit, per_peer = config.max_pending_requests, config.max_requests_per_peer
+        self._qsets: PendingRequests[SCPQuorumSet] = PendingRequests(limit, per_peer)
+        self._txsets: PendingRequests[bytes] = PendingRequests(limit, per_peer)
         self._preferred: set[PeerAddress] = set(config.peers)
         self._known: OrderedDict[PeerAddress, None] = OrderedDict((a, None) for a in config.peers)
         self._dial: dict[PeerAddress, _DialState] = {}
         self._dialing: set[PeerAddress] = set()
         self._address_node: dict[PeerAddress, NodeID] = {}
         self._self_addresses: set[PeerAddress] = set()
-        self._inbound_pending = 0
+        self._handshaking: dict[asyncio.StreamWriter, None] = {}  # inbound, oldest first
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._maintenance: asyncio.Task[None] | None = None
@@ -380,18 +435,22 @@ class Overlay:
         if task is not None:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        inbound = sum(1 for p in self._peers.values() if not p.outbound) + self._inbound_pending
-        if not self._running or inbound >= self.config.max_inbound:
-            with contextlib.suppress(OSError, OverlayError):
-                writer.write(encode_frame(encode_message(ErrorMessage(ErrorCode.LOAD, "too many connections"))))
+        if not self._running or self.config.max_pending_handshakes < 1:
             writer.transport.close()
             return
-        self._inbound_pending += 1
+        if len(self._handshaking) >= self.config.max_pending_handshakes:
+            # Full of handshakes in progress: the oldest has had the longest to finish.
+            oldest = next(iter(self._handshaking))
+            del self._handshaking[oldest]
+            oldest.transport.abort()
+            self.stats.handshakes_evicted += 1
+        self._handshaking[writer] = None
+        peername = writer.get_extra_info("peername")
+        host = str(peername[0]) if peername else ""
         try:
-            result = await self._handshake(reader, writer, initiator=False)
-            peername = writer.get_extra_info("peername")
+            result = await self._handshake(reader, writer, initiator=False, host=host)
             port = result.peer_hello.listening_port
-            address = PeerAddress(str(peername[0]), port) if port and peername else None
+            address = PeerAddress(host, port) if port and host else None
             self._admit(result, reader, writer, outbound=False, address=address)
             if address is not None:
                 self.add_address(address)
@@ -402,16 +461,20 @@ class Overlay:
             writer.transport.abort()
             raise
         finally:
-            self._inbound_pending -= 1
+            self._handshaking.pop(writer, None)
 
     async def _handshake(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, initiator: bool
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, initiator: bool, host: str = ""
     ) -> HandshakeResult:
         handshake = Handshake(self.keypair, self.network_id, self.listen_port, initiator)
+
+        def check_hello(hello: Hello) -> None:
+            self._check_hello(hello, None if initiator else host)
+
         try:
             async with asyncio.timeout(self.config.handshake_timeout):
                 result = await perform_handshake(
-                    reader, writer, handshake, max_frame=self.config.max_frame, check_hello=self._check_hello
+                    reader, writer, handshake, max_frame=self.config.max_frame, check_hello=check_hello
                 )
         except TimeoutError:
             self.stats.handshakes_failed += 1
@@ -425,9 +488,44 @@ class Overlay:
         self.stats.handshakes_ok += 1
         return result
 
-    def _check_hello(self, hello: Hello) -> None:
-        if self._bans.is_banned(hello.node_id):
-            raise HandshakeError(f"node {hello.node_id} is banned", ErrorCode.BANNED)
+    def _check_hello(self, hello: Hello, inbound_host: str | None) -> None:
+        """Refuse before any key material is spent: banned, fresh key from a banned host, or no room."""
+        node = hello.node_id
+        if self._bans.is_banned(node):
+            raise HandshakeError(f"node {node} is banned", ErrorCode.BANNED)
+        if inbound_host is None or self._node_preferred(node):
+            return
+        if not self._churn.admit(inbound_host, node):
+            self.stats.new_keys_refused += 1
+            raise HandshakeError(f"too many new keys from {inbound_host} after a ban", ErrorCode.BANNED)
+        if node not in self._peers and self._inbound_count() >= self.config.max_inbound:
+            self.stats.inbound_refused += 1
+            raise HandshakeError("too many connections", ErrorCode.LOAD)
+
+    def _inbound_count(self) -> int:
+        return sum(1 for p in self._peers.values() if not p.outbound)
+
+    def _node_preferred(self, node: NodeID) -> bool:
+        """A validator of our quorum set, or the node behind a configured address."""
+        if node in self.config.preferred_nodes:
+            return True
+        return any(self._address_node.get(a) == node for a in self._preferred)
+
+    def is_preferred(self, peer: Peer) -> bool:
+        return self._node_preferred(peer.node_id) or (peer.outbound and peer.address in self._preferred)
+
+    def _make_room(self, node: NodeID) -> None:
+        """The inbound pool is full: a preferred newcomer evicts a stranger; anyone else is refused."""
+        if node in self._peers or self._inbound_count() < self.config.max_inbound:
+            return
+        if not self._node_preferred(node):
+            self.stats.inbound_refused += 1
+            raise HandshakeError("too many connections", ErrorCode.LOAD)
+        victim = next((p for p in self._peers.values() if not p.outbound and not self.is_preferred(p)), None)
+        if victim is not None:
+            self.stats.peers_evicted += 1
+            log.info("peer evicted for a preferred peer", peer=str(victim.node_id), preferred=str(node))
+            victim.close("evicted for a preferred peer", error=ErrorMessage(ErrorCode.LOAD, "preferred peer selected"))
 
     def _admit(
         self,
@@ -439,6 +537,14 @@ class Overlay:
         address: PeerAddress | None,
     ) -> Peer:
         node = result.node_id
+        if not outbound:
+            try:
+                self._make_room(node)
+            except HandshakeError as exc:
+                with contextlib.suppress(OSError, OverlayError):
+                    writer.write(encode_frame(result.session.seal(ErrorMessage(exc.code, str(exc)))))
+                writer.transport.close()
+                raise
         existing = self._peers.get(node)
         if existing is not None:
             if not self._new_connection_wins(existing, outbound, node):
@@ -460,6 +566,7 @@ class Overlay:
             on_close=self._on_peer_closed,
             on_score=self._on_score,
             clock=self._clock,
+            answers=self._trusted_answers if self._is_trusted(node, outbound, address) else self._stranger_answers,
         )
         self._peers[node] = peer
         peer.start()
@@ -467,6 +574,9 @@ class Overlay:
             self._send_peers(peer)
         log.info("peer connected", peer=str(node), outbound=outbound, address=str(address))
         return peer
+
+    def _is_trusted(self, node: NodeID, outbound: bool, address: PeerAddress | None) -> bool:
+        return self._node_preferred(node) or (outbound and address in self._preferred)
 
     def _new_connection_wins(self, existing: Peer, new_outbound: bool, node: NodeID) -> bool:
         """Both sides must keep the same one of two crossing connections.
@@ -512,9 +622,12 @@ class Overlay:
         self._bans.ban(node, duration)
         if address is not None:
             self._bans.ban(address, duration)
+        peer = self._peers.get(node)
+        host = peer.host if peer is not None else address.host if address is not None else ""
+        if host:
+            self._churn.note_ban(host, node, duration)
         self._scores.pop(node, None)
         self.stats.bans += 1
-        peer = self._peers.get(node)
         if peer is not None:
             self.stats.misbehaviour_disconnects += 1
             peer.close("banned for misbehaviour", error=ErrorMessage(ErrorCode.BANNED, "banned for misbehaviour"))
@@ -525,13 +638,15 @@ class Overlay:
         kind = message.TYPE
         if kind in FLOODED_TYPES:
             await self._dispatch_flooded(peer, message, encoded)
+        elif kind in ANSWERED_TYPES:
+            await self._answer(peer, message)
         elif isinstance(message, QuorumSetMessage):
             if self._qsets.resolve(quorum_set_hash(message.quorum_set), message.quorum_set) is None:
-                await self._call_handler(peer, message)
+                self._unrequested(peer, message)
         elif isinstance(message, TxSetMessage):
             answered = self._txsets.resolve(message.item_hash, message.payload)
             if answered is None:
-                await self._call_handler(peer, message)
+                self._unrequested(peer, message)
             elif answered is False:
                 # The payload fails the requester's hash check: a lie, and no answer from this peer.
                 peer.score("TX_SET does not match its hash", REJECT_POINTS)
@@ -564,6 +679,35 @@ class Overlay:
                 self._floodgate.discard(digest)
         finally:
             self.stats.flood_received += 1
+
+    def _unrequested(self, peer: Peer, message: OverlayMessage) -> None:
+        """An answer nobody waits for (never asked, or too late): it never reaches memory for long, nor the disk."""
+        self.stats.unrequested_answers += 1
+        log.debug("unrequested answer dropped", peer=str(peer.node_id), message=type(message).__name__)
+
+    async def _answer(self, peer: Peer, request: OverlayMessage) -> None:
+        """Let the handler answer ``request``, paying from the peer's and the total answer budgets."""
+        allowance = Allowance(peer, (peer.answers, self._answer_total))
+        if allowance.left <= 0:
+            self.stats.requests_throttled += 1
+            self._dont_have(peer, request)
+            return
+        token = ANSWERING.set(allowance)
+        try:
+            await self._call_handler(peer, request)
+        finally:
+            ANSWERING.reset(token)
+            allowance.close()
+            self.stats.answer_bytes += allowance.spent
+            self.stats.answers_refused += allowance.refused
+        if allowance.refused:
+            self._dont_have(peer, request)
+
+    @staticmethod
+    def _dont_have(peer: Peer, request: OverlayMessage) -> None:
+        """Tell an asker we will not answer, so it asks another peer now: no larger than its request."""
+        if isinstance(request, (GetTxSet, GetQuorumSet)):
+            peer.send(DontHave(MessageType(request.TYPE), request.item_hash))
 
     async def _call_handler(self, peer: Peer, message: OverlayMessage) -> Verdict:
         try:
@@ -644,3 +788,16 @@ class Overlay:
         return await self._txsets.wait(
             tx_set_hash, peer.node_id, lambda: peer.send(GetTxSet(tx_set_hash)), timeout, verify
         )
+
+    # ----- operator accessors (admin API) ---------------------------------
+
+    def pending_handshakes(self) -> tuple[int, list[PeerAddress]]:
+        """Connections not yet authenticated: how many inbound, and the addresses being dialed."""
+        return len(self._handshaking), sorted(self._dialing, key=str)
+
+    def bans(self) -> list[tuple[NodeID | PeerAddress, float]]:
+        """Every ban in force (a node id or an address) with its seconds left."""
+        return [(key, left) for key, left in self._bans.entries() if isinstance(key, NodeID | PeerAddress)]
+
+    def unban(self, key: NodeID | PeerAddress) -> None:
+        self._bans.unban(key)

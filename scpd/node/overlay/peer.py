@@ -10,7 +10,12 @@ interval and drops a connection that has been silent for too long (a live peer
 always answers PINGs, so silence means a dead path).
 
 ``send`` never blocks: it puts the message in the queue or, when the queue is
-full, drops the peer, so one slow peer cannot hold back the others. Broken or
+full (in messages or in bytes, counted until the socket took them), drops
+the peer, so one slow peer cannot hold back the others or fill our memory.
+An answer to a request is the exception: while the overlay runs a request's
+handler it sets ``ANSWERING`` to that request's ``Allowance``, and what the
+handler sends to this peer is charged to it; an answer that does not fit the
+allowance or the queue is refused (not sent), and the peer stays. Broken or
 hostile peers are aborted (``transport.abort``): their buffered bytes are
 thrown away instead of waiting for a reader that is not there.
 
@@ -22,6 +27,7 @@ attacker cannot get honest peers banned by corrupting their traffic.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +37,7 @@ import structlog
 
 from scpd.base.types import NodeID
 from scpd.errors import XdrError
+from scpd.node.overlay.budget import Allowance, BudgetSettings, ByteBudget
 from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, FrameError, encode_frame, read_frame
 from scpd.node.overlay.messages import (
     ErrorMessage,
@@ -43,7 +50,7 @@ from scpd.node.overlay.messages import (
 )
 from scpd.node.overlay.session import MAC_SIZE, AuthenticationError, Session
 
-__all__ = ["MALFORMED_POINTS", "Peer", "PeerSettings"]
+__all__ = ["ANSWERING", "MALFORMED_POINTS", "Peer", "PeerSettings"]
 
 log = structlog.get_logger(__name__)
 
@@ -52,12 +59,17 @@ MALFORMED_POINTS = 25
 # At most this many queued messages are sealed and written in one system call.
 WRITE_BATCH = 64
 _SEALED_OVERHEAD = 8 + MAC_SIZE
+_FRAMED_OVERHEAD = 4 + _SEALED_OVERHEAD
+
+# The request being answered in this task (set by the overlay around a request's handler).
+ANSWERING: contextvars.ContextVar[Allowance | None] = contextvars.ContextVar("scpd_answering", default=None)
 
 
 @dataclass(frozen=True, slots=True)
 class PeerSettings:
     max_frame: int = DEFAULT_MAX_FRAME
     send_queue_size: int = 1024
+    send_queue_bytes: int = 16 * 1024 * 1024
     ping_interval: float = 5.0
     idle_timeout: float = 30.0
     write_timeout: float = 10.0
@@ -86,11 +98,14 @@ class Peer:
         on_close: CloseCallback,
         on_score: ScoreCallback,
         clock: Callable[[], float] = time.monotonic,
+        answers: BudgetSettings | None = None,
     ) -> None:
         self.hello = hello
         self.node_id: NodeID = hello.node_id
         self.outbound = outbound
         self.address = address
+        peername = writer.get_extra_info("peername")
+        self.host = str(peername[0]) if peername else ""  # even when the peer does not listen
         self.settings = settings
         self._session = session
         self._reader = reader
@@ -100,6 +115,10 @@ class Peer:
         self._on_score = on_score
         self._clock = clock
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(settings.send_queue_size)
+        self.queued_bytes = 0  # queued or written but not yet drained, framing included
+        # What answering this peer's requests may cost; default: a stranger's (2x what it sends).
+        self.answers = ByteBudget(answers or BudgetSettings(rate=0.0, burst=8 * 1024 * 1024, ratio=1.0), clock)
+        self.answers_refused = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = asyncio.Event()
         self.close_reason: str | None = None
@@ -142,11 +161,21 @@ class Peer:
             # Our own message is too big for any peer: a local problem, so it must not cost the peer anything.
             log.error("message too large to send", size=len(encoded), max_frame=self.settings.max_frame)
             return False
-        try:
-            self._queue.put_nowait(encoded)
-        except asyncio.QueueFull:
-            self.close(f"send queue full ({self._queue.maxsize} messages): peer cannot keep up", abort=True)
+        size = len(encoded) + _FRAMED_OVERHEAD
+        fits = self.queued_bytes + size <= self.settings.send_queue_bytes and not self._queue.full()
+        allowance = ANSWERING.get()
+        if allowance is not None and allowance.open and allowance.owner is self:
+            if not fits or not allowance.take(size):
+                self.answers_refused += 1
+                return False
+        elif not fits:
+            self.close(
+                f"send queue full ({self._queue.qsize()} messages, {self.queued_bytes} bytes): peer cannot keep up",
+                abort=True,
+            )
             return False
+        self._queue.put_nowait(encoded)
+        self.queued_bytes += size
         return True
 
     def score(self, reason: str, points: int = 1) -> None:
@@ -197,6 +226,7 @@ class Peer:
                 frame = await read_frame(self._reader, self.settings.max_frame)
                 self.last_received = self._clock()
                 self.bytes_received += len(frame) + 4  # with the 4-byte record mark
+                self.answers.earn(len(frame) + 4)
                 try:
                     message, encoded = self._session.open(frame)
                 except XdrError as exc:
@@ -241,7 +271,8 @@ class Peer:
                         async with asyncio.timeout(self.settings.write_timeout):
                             await self._writer.drain()
                 finally:
-                    for _ in batch:
+                    for encoded in batch:
+                        self.queued_bytes -= len(encoded) + _FRAMED_OVERHEAD
                         self._queue.task_done()
         except TimeoutError:
             self.close(f"peer has not read for {self.settings.write_timeout}s", abort=True)

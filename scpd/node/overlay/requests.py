@@ -3,7 +3,9 @@
 The herder asks a peer for an item it saw referenced and waits, bounded, for
 the answer. ``PendingRequests`` keeps one future per hash, so many waiters for
 the same item share one request; the table itself is bounded, so a flood of
-unknown hashes cannot grow memory. An answer nobody asked for is not an error
+unknown hashes cannot grow memory, and so is what one peer is asked at once
+(``per_peer``): a peer that references hashes it never delivers runs out of
+requests, the other peers do not. An answer nobody asked for is not an error
 here (the consumer decides); a ``DONT_HAVE`` from every asked peer ends the
 wait early with ``None``.
 """
@@ -11,6 +13,7 @@ wait early with ``None``.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -40,9 +43,11 @@ class _Pending(Generic[T]):
 class PendingRequests(Generic[T]):
     """Futures keyed by item hash, with a bound on how many may be open at once."""
 
-    def __init__(self, limit: int = 1024) -> None:
+    def __init__(self, limit: int = 1024, per_peer: int = 64) -> None:
         self.limit = limit
+        self.per_peer = per_peer
         self._pending: dict[bytes, _Pending[T]] = {}
+        self._asked: Counter[NodeID] = Counter()  # open requests per asked peer
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -71,8 +76,9 @@ class PendingRequests(Generic[T]):
                 raise TooManyRequests(f"{len(self._pending)} requests already pending")
             entry = _Pending(asyncio.get_running_loop().create_future(), verify)
             self._pending[item_hash] = entry
-        if peer not in entry.asked and send_request():
+        if peer not in entry.asked and self._asked[peer] < self.per_peer and send_request():
             entry.asked.add(peer)
+            self._asked[peer] += 1
         if not entry.asked:
             self._finish(item_hash, None)
         entry.waiters += 1
@@ -118,9 +124,18 @@ class PendingRequests(Generic[T]):
     def _drop(self, item_hash: bytes, entry: _Pending[T]) -> None:
         if self._pending.get(item_hash) is entry:
             del self._pending[item_hash]
+            for peer in entry.asked:
+                self._asked[peer] -= 1
+                if not self._asked[peer]:
+                    del self._asked[peer]
+
+    def asked(self, peer: NodeID) -> int:
+        """Requests to ``peer`` still open."""
+        return self._asked[peer]
 
     def cancel_all(self) -> None:
         for entry in self._pending.values():
             if not entry.future.done():
                 entry.future.set_result(None)
         self._pending.clear()
+        self._asked.clear()
