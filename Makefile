@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test localnet lint typecheck bench clean
+.PHONY: install test localnet lint typecheck bench container-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Build the image and run it and the compose stack for real (Docker, or rootful
+# podman): not part of `test`. See deploy/container-check.sh for its settings.
+container-check: $(STAMP)
+	deploy/container-check.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -28,7 +28,7 @@ MIB = 1 << 20
 ATTACKS: list[tuple[str, Callable[[Network], attacks.Figures], str]] = [
     ("990 GET_TX_SET for a 0.8 MB set, not reading", attacks.get_tx_set_flood, ""),
     ("30 unrequested 4 MiB TX_SET", attacks.unrequested_tx_sets, "RSS still held after: +{:.0f} MiB"),
-    ("1000 unrequested quorum sets", attacks.unrequested_quorum_sets, "ledger.db growth: {:.0f} bytes"),
+    ("1000 unrequested quorum sets", attacks.unrequested_quorum_sets, "quorum sets stored: {:.0f}"),
     ("175,000 junk transactions", attacks.junk_transactions, "client POST /tx with 5xx: {:.0f} of 30"),
     ("500 silent TCP + 8 strangers, node2 restarts", attacks.silent_connections, "node2 back after {:.1f} s"),
     ("banned stranger returns under 5 fresh keys", attacks.fresh_keys_after_ban, "fresh keys admitted: {:.0f}"),
@@ -60,6 +60,15 @@ def main() -> None:
     for name, attack, extra in ATTACKS:
         rows.append(run(name, attack, extra))
         print(rows[-1], flush=True)
+    rows += ["", "| request (2000 from one stranger) | answer bytes / request bytes |", "|---|---|"]
+    try:
+        with tempfile.TemporaryDirectory() as tmp, Network(Path(tmp), 4) as net:
+            net.wait_slot(2)
+            for request, ratio in attacks.every_request_type(net).items():
+                rows.append(f"| {request} | {ratio:.2f} |")
+                print(rows[-1], flush=True)
+    except AssertionError as exc:
+        rows.append(f"| (failed) | {str(exc).splitlines()[0][:100]} |")
     table = "\n".join(rows)
     print(table)
     if args.write:

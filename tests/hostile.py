@@ -17,8 +17,10 @@ whatever the test wants:
         print(peer.bytes_out, peer.bytes_in, peer.closed_by_remote)
 
 Every byte crossing the socket is counted in ``bytes_out`` / ``bytes_in``
-(frames, MACs and the handshake included), so a test can assert the
-amplification the node allows: ``bytes_in / bytes_out`` of the attacker.
+(frames, MACs and the handshake included), and what was read is also counted
+per message type in ``bytes_in_by_type``, so a test can assert the
+amplification the node allows: the answers' bytes over the attacker's
+(flooded SCP messages the node relays meanwhile are not answers).
 ``rcvbuf`` shrinks the socket's receive buffer before connecting, so a peer
 that never reads stops the node's writes after a few kilobytes instead of the
 kernel's default megabytes.
@@ -35,6 +37,7 @@ import socket
 import struct
 import time
 import tomllib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +110,7 @@ class HostilePeer:
         self.remote_hello: Hello | None = None
         self.bytes_out = 0
         self.bytes_in = 0
+        self.bytes_in_by_type: Counter[int] = Counter()  # authenticated messages read, framing included
         self.closed_by_remote = False
         self._buffer = bytearray()
         self.max_frame = MAX_OPAQUE  # what we send is not bound by any limit of the node
@@ -226,9 +230,11 @@ class HostilePeer:
         except (TimeoutError, OverlayError):
             return None
         try:
-            return self.session.open(frame)[0]
+            message = self.session.open(frame)[0]
         except XdrError:
             return None
+        self.bytes_in_by_type[message.TYPE] += len(frame) + _LENGTH.size
+        return message
 
     def read_for(self, seconds: float) -> list[OverlayMessage]:
         """Everything the node sends during ``seconds`` (stops early if it hangs up)."""

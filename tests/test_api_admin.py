@@ -15,10 +15,23 @@ import scpd
 
 
 def get(port: int, path: str) -> tuple[int, Any]:
+    return request(port, "GET", path)
+
+
+def post(port: int, path: str, body: object, content_type: str = "application/json") -> tuple[int, Any]:
+    return request(port, "POST", path, json.dumps(body).encode(), content_type)
+
+
+def request(port: int, method: str, path: str, data: bytes | None = None, content_type: str = "") -> tuple[int, Any]:
+    """The status and the JSON body of any answer (an error answer must be JSON too)."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data, headers, method=method)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers.get_content_type() == "application/json"
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as exc:
+        assert exc.headers.get_content_type() == "application/json", (exc.code, path)
         return exc.code, json.loads(exc.read())
 
 
@@ -94,10 +107,19 @@ def test_a_node_is_joining_then_synced_then_stuck_when_its_quorum_goes(tmp_path:
             assert m["latest"]["slot"] >= quorum["last_closed_slot"]
             assert m["latest"]["type"] in ("NOMINATE", "PREPARE", "CONFIRM", "EXTERNALIZE")
 
+        summary = quorum["summary"]
+        # 3 of 4 with node1 never failing: two more of the three others block it (stellar-core's fail_at).
+        assert summary["fail_at"] == 2 and len(summary["fail_with"]) == 2
+        assert set(summary["fail_with"]) <= {"node2", "node3", "node4"}
+
         status, peers = get(port, "/peers")
         assert status == 200 and peers["connected"] == 3
-        assert sorted(p["name"] for p in peers["peers"]) == ["node2", "node3", "node4"]
-        assert all(p["messages_received"] > 0 and p["bytes_sent"] > 0 for p in peers["peers"])
+        authenticated = peers["authenticated"]["inbound"] + peers["authenticated"]["outbound"]
+        assert sorted(p["name"] for p in authenticated) == ["node2", "node3", "node4"]
+        assert all(p["direction"] == "inbound" for p in peers["authenticated"]["inbound"])
+        assert all(p["direction"] == "outbound" for p in peers["authenticated"]["outbound"])
+        assert all(p["messages_received"] > 0 and p["bytes_sent"] > 0 for p in authenticated)
+        assert peers["pending"] == {"inbound": 0, "outbound": []}
 
         # Two of four gone: no quorum, the node stops closing ledgers and says so.
         n3.kill()
@@ -114,6 +136,7 @@ def test_a_node_is_joining_then_synced_then_stuck_when_its_quorum_goes(tmp_path:
         wait_for(both_missing, 60, "node3 and node4 reported missing", interval=0.5)
         status, quorum = answers[-1]
         assert quorum["state"] == "stuck" and quorum["summary"]["v_blocked"] is True
+        assert quorum["summary"]["fail_at"] == 0 and quorum["summary"]["fail_with"] == []
     finally:
         net.__exit__(None, None, None)
 
@@ -143,3 +166,60 @@ def _answers(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_operator_actions_ban_unban_drop_and_log_levels(tmp_path: Path) -> None:
+    with Network(tmp_path, 4) as net:
+        n1 = net.nodes[0]
+        port = http_port(n1.config)
+        net.wait_slot(2, [n1])
+        wait_for(lambda: get(port, "/peers")[1]["connected"] == 3, 30, "node1 connected to all three peers")
+        node4 = public_key(net.nodes[3].config)
+
+        # Ban by configured name: the peer is dropped at once and cannot come back while banned.
+        status, body = post(port, "/ban", {"node": "node4", "seconds": 600})
+        assert status == 200 and body == {"banned": node4, "seconds": 600, "dropped": True}
+        status, listed = get(port, "/bans")
+        nodes = [b for b in listed["bans"] if "node" in b]
+        assert [(b["node"], b["name"]) for b in nodes] == [(node4, "node4")]
+        assert 590 < nodes[0]["seconds_left"] <= 600
+        wait_for(lambda: get(port, "/peers")[1]["connected"] == 2, 30, "node4 dropped")
+        status, body = post(port, "/unban", {"node": node4})
+        assert (status, body) == (200, {"unbanned": node4, "was_banned": True})
+        assert [b for b in get(port, "/bans")[1]["bans"] if "node" in b] == []
+        wait_for(lambda: get(port, "/peers")[1]["connected"] == 3, 60, "node4 back once unbanned")
+
+        # Log levels per logger, visible in the node's log right away: debug for the overlay only.
+        status, body = post(port, "/ll", {"level": "debug", "logger": "scpd.node.overlay"})
+        assert status == 200 and body["levels"] == {"": "info", "scpd.node.overlay": "debug"}
+        assert get(port, "/ll") == (200, {"levels": {"": "info", "scpd.node.overlay": "debug"}})
+
+        # Drop without a ban: the connection goes (the peer logs it at debug), the peers find each other again.
+        node3 = public_key(net.nodes[2].config)
+        status, body = post(port, "/droppeer", {"node": "node3"})
+        assert (status, body) == (200, {"dropped": node3, "banned": False})
+
+        def closed_logged() -> bool:
+            n1.poll_log()
+            return any(r["event"] == "peer closed" and r.get("peer_name") == "node3" for r in n1.records)
+
+        wait_for(closed_logged, 30, "node1's debug line about closing node3")
+        debug = {r["logger"] for r in n1.records if r["level"] == "debug"}
+        assert debug and all(name.startswith("scpd.node.overlay.") for name in debug), debug
+        assert post(port, "/ll", {"level": None, "logger": "scpd.node.overlay"})[1]["levels"] == {"": "info"}
+        wait_for(lambda: get(port, "/peers")[1]["connected"] == 3, 60, "node3 reconnected")
+        status, body = post(port, "/droppeer", {"node": "GDOESNOTEXIST"})
+        assert status == 400 and "error" in body
+
+        # Refusals: JSON answers, never a traceback or a text page.
+        assert post(port, "/ll", {"level": "loud"})[0] == 400
+        assert post(port, "/ban", {"node": "node2", "seconds": -1})[0] == 400
+        assert post(port, "/ban", ["node2"])[0] == 400
+        assert post(port, "/unban", {"address": "nowhere"})[0] == 400
+        status, body = request(port, "POST", "/ban", b"node=node2", "application/x-www-form-urlencoded")
+        assert status == 415 and body["status"] == 415  # what a cross-site form could send
+        assert request(port, "POST", "/ban", b"{", "application/json")[0] == 400
+        status, body = get(port, "/no-such-page")
+        assert status == 404 and body == {"error": "Not Found", "status": 404}
+        assert get(port, "/ban")[0] == 405
+        assert get(port, "/bans")[1]["bans"] == []

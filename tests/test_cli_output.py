@@ -54,17 +54,13 @@ def test_simulate_that_never_heals_prints_strict_json_with_null_heal_time(capsys
     assert err == ""  # stderr is not a terminal here: no progress bar
 
 
-def test_simulate_shows_progress_on_a_terminal_and_keeps_stdout_pure_json() -> None:
+def run_on_terminal(*args: str) -> tuple[int, bytes, bytes]:
+    """Run ``scpd ARGS`` with stderr on a pseudo-terminal; (exit code, stdout, what the terminal got)."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [*SCPD, "simulate", "--nodes", "10", "--slots", "3"], stdout=subprocess.PIPE, stderr=follower
-    )
+    proc = subprocess.Popen([*SCPD, *args], stdout=subprocess.PIPE, stderr=follower)
     os.close(follower)
     terminal = b""
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            break
+    while select.select([leader], [], [], 60)[0]:
         try:
             chunk = os.read(leader, 4096)
         except OSError:  # the child closed its end
@@ -74,9 +70,22 @@ def test_simulate_shows_progress_on_a_terminal_and_keeps_stdout_pure_json() -> N
         terminal += chunk
     os.close(leader)
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0
+    return proc.returncode, out, terminal
+
+
+def test_simulate_shows_progress_on_a_terminal_and_keeps_stdout_pure_json() -> None:
+    code, out, terminal = run_on_terminal("simulate", "--nodes", "10", "--slots", "3")
+    assert code == 0
     assert b"decisions" in terminal and b"/30" in terminal
     assert strict(out.decode())["slots_externalized"] == {str(n): 3 for n in range(10)}
+
+
+def test_quorum_analyze_shows_its_steps_on_a_terminal() -> None:
+    network = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata" / "fbas" / "correct.json"
+    code, out, terminal = run_on_terminal("quorum", "analyze", str(network))
+    assert code == 0
+    assert b"quorum intersection" in terminal and b"/4" in terminal
+    assert strict(out.decode())["has_quorum_intersection"] is True
 
 
 def test_misspelt_section_gets_a_suggestion_and_every_error_is_shown(tmp_path: Path) -> None:

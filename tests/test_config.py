@@ -254,6 +254,12 @@ BAD = [
     ("unknown-top-level-key", lambda c: "bogus = 1\n" + c, "bogus", "unknown key"),
     ("unknown-section", lambda c: c + "\n[nodes]\nx = 1\n", "nodes", "unknown section (did you mean [node]?)"),
     (
+        "unknown-array-of-tables",
+        lambda c: c + f'\n[[validator]]\npublic_key = "{PK[6]}"\n',
+        "validator",
+        "unknown section (did you mean [[validators]]?)",
+    ),
+    (
         "unknown-key-with-suggestion",
         lambda c: c + "\n[timers]\nslot_intervall = 2.0\n",
         "timers.slot_intervall",

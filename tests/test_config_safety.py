@@ -76,6 +76,18 @@ def test_one_of_three_including_this_node_is_refused_by_check_config(tmp_path: P
         )
 
 
+def test_scpd_run_refuses_it_before_starting_anything(tmp_path: Path) -> None:
+    """The restart of issue 11: a node on its data directory with 1 of 3 including itself."""
+    path = write(tmp_path, config(flat(1, 3)))
+    result = subprocess.run(
+        [sys.executable, "-m", "scpd", "run", "--config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"scpd: error: {path}: quorum_set: no other validator can ever lead nomination")
+    assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_watcher_may_follow_any_one_of_its_validators(tmp_path: Path) -> None:
     text = config(flat(1, 4, unsafe=True)).replace("[network]", "is_validator = false\n\n[network]")
     assert load_config(write(tmp_path, text)).quorum_set.threshold == 1

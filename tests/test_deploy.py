@@ -175,3 +175,25 @@ def test_compose_configs_come_from_the_localnet_generator_and_pass_check_config(
     assert targets == metrics_targets
     # The health check's default URL is the generated admin port.
     assert f"127.0.0.1:{doc['http']['port']}/healthz" in (REPO / "Dockerfile").read_text()
+
+
+def test_image_user_has_a_pinned_uid_and_gid_that_the_docs_name() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    uid = re.search(r"^ARG SCPD_UID=(\d+)$", text, re.MULTILINE)
+    gid = re.search(r"^ARG SCPD_GID=(\d+)$", text, re.MULTILINE)
+    assert uid and gid
+    assert '--uid "${SCPD_UID}"' in text and '--gid "${SCPD_GID}"' in text
+    operations = (REPO / "docs" / "operations.md").read_text()
+    assert f"{uid.group(1)}:{gid.group(1)}" in operations
+    assert "sqlite3 /" not in operations, "the image has no sqlite3 program"
+
+
+def test_build_context_is_an_allow_list_of_what_the_image_copies() -> None:
+    ignore = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    assert ignore[0] == "*"
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    copied = set()
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "--from=" not in line:
+            copied |= set(line.split()[1:-1])
+    assert copied == allowed == {"pyproject.toml", "README.md", "scpd"}

@@ -16,9 +16,11 @@ before/after table.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import threading
 import time
 import urllib.error
@@ -34,9 +36,19 @@ from netutil import Network, Node, wait_for
 
 from scpd.base.keys import Keypair
 from scpd.base.types import SCPQuorumSet
+from scpd.node.catchup import LEDGERS_TYPE, GetLedgers
 from scpd.node.overlay.framing import encode_frame
 from scpd.node.overlay.handshake import HandshakeError
-from scpd.node.overlay.messages import GetTxSet, QuorumSetMessage, TransactionBatch, TxSetMessage
+from scpd.node.overlay.messages import (
+    GetQuorumSet,
+    GetScpState,
+    GetTxSet,
+    MessageType,
+    OverlayMessage,
+    QuorumSetMessage,
+    TransactionBatch,
+    TxSetMessage,
+)
 from scpd.node.values import TxSet
 
 pytestmark = pytest.mark.timeout(240)
@@ -51,7 +63,7 @@ class Figures:
     rss_before: int = 0
     rss_peak: int = 0
     bytes_out: int = 0  # attacker to node
-    bytes_in: int = 0  # node to attacker
+    bytes_in: int = 0  # node to attacker (answers only, where the attack is requests)
     ledgers_during: int = 0  # the fewest ledgers any honest validator closed during the attack
     extra: float = 0.0  # the attack's own figure (db bytes, refusals, seconds, keys admitted)
 
@@ -158,7 +170,35 @@ def get_tx_set_flood(net: Network, requests: int = 990) -> Figures:
         peer.send_many(GetTxSet(tx_set_hash) for _ in range(requests))
         wait_more_ledgers(net, before, 3)
         peer.read_for(1.0)
-    return Figures(rss_before, rss.peak, peer.bytes_out, peer.bytes_in, ledgers_since(net, before))
+    answers = sum(peer.bytes_in_by_type[t] for t in (MessageType.TX_SET, MessageType.DONT_HAVE))
+    return Figures(rss_before, rss.peak, peer.bytes_out, answers, ledgers_since(net, before))
+
+
+def every_request_type(net: Network, requests: int = 2000) -> dict[str, float]:
+    """A stranger sends ``requests`` of each request type and reads; answer bytes / request bytes, per type.
+
+    SCP state is answered with SCP messages, which the node also relays to
+    every peer meanwhile: that figure counts both, so it is an upper bound.
+    """
+    tx_set_hash = big_tx_set(net, count=200)
+    qset_hash = bytes(32)  # an unknown one: the answer, if any, is DONT_HAVE
+    asks: dict[str, tuple[OverlayMessage, tuple[int, ...]]] = {
+        "GET_TX_SET": (GetTxSet(tx_set_hash), (MessageType.TX_SET, MessageType.DONT_HAVE)),
+        "GET_SCP_QUORUMSET": (GetQuorumSet(qset_hash), (MessageType.SCP_QUORUMSET, MessageType.DONT_HAVE)),
+        "GET_SCP_STATE": (GetScpState(0), (MessageType.SCP_MESSAGE,)),
+        "GET_LEDGERS": (GetLedgers(0, 64), (LEDGERS_TYPE,)),
+    }
+    figures = {}
+    for name, (request, answers) in asks.items():
+        with HostilePeer.to_node(net.nodes[0]) as peer:
+            peer.sync()
+            peer.bytes_in_by_type.clear()
+            sent = 0
+            for _ in range(requests // 200):  # in bursts, reading between them: not a peer that stops reading
+                sent += peer.send_many(request for _ in range(200))
+                assert peer.sync(30), f"the node stopped answering the attacker's PING after {name}"
+            figures[name] = sum(peer.bytes_in_by_type[t] for t in answers) / sent
+    return figures
 
 
 def unrequested_tx_sets(net: Network, count: int = 30, size: int = 4 * MIB - 4096) -> Figures:
@@ -178,21 +218,22 @@ def unrequested_tx_sets(net: Network, count: int = 30, size: int = 4 * MIB - 409
     return Figures(rss_before, rss.peak, peer.bytes_out, peer.bytes_in, ledgers_since(net, before), held)
 
 
-def database_bytes(node: Node) -> int:
-    return sum(p.stat().st_size for p in node.data_dir.glob("*.db*"))
+def stored_quorum_sets(node: Node) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{node.data_dir / 'ledger.db'}?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT count(*) FROM quorum_sets").fetchone()[0])
 
 
 def unrequested_quorum_sets(net: Network, count: int = 1000, validators: int = 50) -> Figures:
-    """A stranger pushes ``count`` distinct quorum sets nobody asked for; ``extra``: database growth in bytes."""
+    """A stranger pushes ``count`` distinct quorum sets nobody asked for; ``extra``: quorum sets stored."""
     target = net.nodes[0]
     before = tips(net)
-    db_before = database_bytes(target)
     with HostilePeer.to_node(target) as peer:
         for _ in range(count // 100):
             qsets = [SCPQuorumSet(1, tuple(Keypair.random().public_key for _ in range(validators))) for _ in range(100)]
             peer.send_many(QuorumSetMessage(q) for q in qsets)
+        assert peer.sync(), "the node stopped answering the attacker's PING"
         wait_more_ledgers(net, before, 3)
-    return Figures(ledgers_during=ledgers_since(net, before), extra=database_bytes(target) - db_before)
+    return Figures(ledgers_during=ledgers_since(net, before), extra=stored_quorum_sets(target))
 
 
 def junk_transactions(net: Network, count: int = 175_000, batch: int = 5000, clients: int = 30) -> Figures:
@@ -285,6 +326,13 @@ def test_get_tx_set_flood_without_reading_costs_little_memory_and_no_amplificati
     assert f.ledgers_during >= 3
 
 
+def test_no_request_type_is_answered_with_more_than_twice_its_bytes(net: Network) -> None:
+    before = tips(net)
+    figures = every_request_type(net)
+    assert all(ratio < 2 for ratio in figures.values()), figures
+    wait_more_ledgers(net, before, 2)
+
+
 def test_unrequested_tx_sets_are_not_kept(net: Network) -> None:
     f = unrequested_tx_sets(net)
     assert f.bytes_out > 25 * 4 * MIB  # the attack was delivered
@@ -295,8 +343,7 @@ def test_unrequested_tx_sets_are_not_kept(net: Network) -> None:
 
 def test_unrequested_quorum_sets_never_reach_the_disk(net: Network) -> None:
     f = unrequested_quorum_sets(net)
-    # 1000 sets of 50 validators are 1.8 MB: only the few ledgers closed meanwhile may grow the database.
-    assert f.extra < 256 * 1024, f"the database grew {f.extra} bytes"
+    assert f.extra == 0, f"{f.extra:.0f} unrequested quorum sets stored"
     assert f.ledgers_during >= 3
 
 

@@ -7,13 +7,17 @@ import json
 import tomllib
 from pathlib import Path
 
+import pytest
 import structlog
 from netutil import Network
 
-from scpd.operator.logs import configure
+from scpd.errors import ScpdError
+from scpd.operator.logs import configure, levels, set_level
 
 # INFO lines that are not per-slot or peer changes, allowed once per process run.
-_LIFECYCLE = {"node started", "overlay started", "node stopping", "node stopped"}
+_LIFECYCLE = {"node started", "overlay started", "node stopping", "node stopped", "in sync"}
+# The periodic quorum line is INFO only while synced, and then at most once a minute (plus when sync begins).
+_QUORUM_LINES_PER_SHORT_RUN = 2
 _PEER_CHANGES = {"peer connected", "peer disconnected"}
 
 
@@ -23,6 +27,7 @@ def test_running_nodes_log_json_lines_with_node_ids_and_never_their_seed(tmp_pat
         node.config.write_text(node.config.read_text().replace('level = "info"', 'level = "debug"'))
     seeds = {n.name: tomllib.loads(n.config.read_text())["node"]["seed"] for n in net.nodes}
     keys = {n.name: tomllib.loads(n.config.read_text())["node"]["public_key"] for n in net.nodes}
+    names = {key: name for name, key in keys.items()}
     with net:
         net.wait_slot(4)
         assert [n.terminate() for n in net.nodes] == [0, 0, 0, 0]
@@ -36,6 +41,9 @@ def test_running_nodes_log_json_lines_with_node_ids_and_never_their_seed(tmp_pat
             assert "text" not in record, f"{node.name}: not a JSON line: {record}"
             assert isinstance(record.get("event"), str) and record["event"], record
             assert record["node"] == keys[node.name], record
+            assert record["node_name"] == node.name, record  # configured names join the keys they name
+            if record["event"] == "peer connected":
+                assert record["peer_name"] == names[record["peer"]], record
             assert record["level"] in ("debug", "info", "warning", "error"), record
             assert "timestamp" in record
         for record in node.records:
@@ -52,11 +60,14 @@ def test_info_volume_is_about_one_line_per_slot_plus_peer_changes(tmp_path: Path
         info = [r for r in node.records if r.get("level") == "info"]
         slots = sum(1 for r in info if r["event"] == "ledger closed")
         peers = sum(1 for r in info if r["event"] in _PEER_CHANGES)
-        other = [r["event"] for r in info if r["event"] not in _PEER_CHANGES | _LIFECYCLE | {"ledger closed"}]
+        quorum = sum(1 for r in info if r["event"] == "quorum")
+        known = _PEER_CHANGES | _LIFECYCLE | {"ledger closed", "quorum"}
+        other = [r["event"] for r in info if r["event"] not in known]
         assert slots >= 6
         assert peers <= 2 * 3 + 2, f"{node.name}: {peers} peer lines for 3 peers"
+        assert quorum <= _QUORUM_LINES_PER_SHORT_RUN, f"{node.name}: {quorum} INFO quorum lines in a short run"
         assert other == [], f"{node.name}: unexpected INFO lines {other}"
-        assert len(info) <= slots + peers + len(_LIFECYCLE)
+        assert len(info) <= slots + peers + quorum + len(_LIFECYCLE)
 
 
 def test_console_format_on_request_and_json_otherwise() -> None:
@@ -79,6 +90,37 @@ def test_console_format_on_request_and_json_otherwise() -> None:
         text = out.getvalue()
         assert "peer closed" in text and "node=GNODE" in text
         assert not text.lstrip().startswith("{")
+    finally:
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()
+
+
+def test_levels_change_per_logger_at_run_time_and_names_join_their_keys() -> None:
+    out = io.StringIO()
+    try:
+        configure("json", "info", node="GNODE", names={"GNODE": "node1", "GPEER": "node2"}, stream=out)
+        overlay = structlog.get_logger("scpd.node.overlay.peer")
+        herder = structlog.get_logger("scpd.node.herder")
+        overlay.debug("hidden")
+        set_level("debug", "scpd.node.overlay")
+        overlay.debug("peer closed", peer="GPEER", other="GUNKNOWN")
+        herder.debug("still hidden")
+        set_level("error", "scpd.node")  # a shorter prefix does not override the longer one
+        herder.warning("hidden by scpd.node")
+        overlay.debug("shown by scpd.node.overlay")
+        assert levels() == {"": "info", "scpd.node": "error", "scpd.node.overlay": "debug"}
+        set_level(None, "scpd.node.overlay")
+        overlay.warning("hidden again")
+        records = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert [r["event"] for r in records] == ["peer closed", "shown by scpd.node.overlay"]
+        first = records[0]
+        assert first["logger"] == "scpd.node.overlay.peer"
+        assert first["node_name"] == "node1" and first["peer_name"] == "node2"
+        assert "other_name" not in first
+        with pytest.raises(ScpdError):
+            set_level("loud", "scpd")
+        with pytest.raises(ScpdError):
+            set_level(None)
     finally:
         structlog.reset_defaults()
         structlog.contextvars.clear_contextvars()

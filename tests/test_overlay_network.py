@@ -595,7 +595,7 @@ async def test_tx_set_is_fetched_and_a_lying_answer_is_held_against_the_peer(mak
         return lambda p: hashlib.sha256(p).digest() == h
 
     a, _ = await make_overlay()
-    b, _ = await make_overlay(handler=holder)  # type: ignore[arg-type]
+    b, _ = await make_overlay(handler=holder, preferred_nodes=frozenset({a.node_id}))  # type: ignore[arg-type]
     await connect_pair(a, b)
     peer = a.peer(b.node_id)
     assert peer is not None
@@ -611,7 +611,12 @@ async def test_envelope_waits_for_its_quorum_set_then_floods_on(make_overlay: Fa
     origin_key = Keypair.random()
     qset = small_qset(origin_key)
     qhash = quorum_set_hash(qset)
-    origin, _ = await make_overlay(keypair=origin_key, handler=Recorder(quorum_sets={qhash: qset}))
+    middle_key = Keypair.random()
+    origin, _ = await make_overlay(
+        keypair=origin_key,
+        handler=Recorder(quorum_sets={qhash: qset}),
+        preferred_nodes=frozenset({middle_key.public_key}),  # middle is in origin's quorum set
+    )
     tasks: list[asyncio.Task[None]] = []
     known: dict[bytes, SCPQuorumSet] = {}
 
@@ -628,7 +633,7 @@ async def test_envelope_waits_for_its_quorum_set_then_floods_on(make_overlay: Fa
             return Verdict.IGNORE
         return Verdict.ACCEPT
 
-    middle, _ = await make_overlay(handler=herder)  # type: ignore[arg-type]
+    middle, _ = await make_overlay(handler=herder, keypair=middle_key)  # type: ignore[arg-type]
     far, far_rec = await make_overlay()
     await connect_pair(middle, origin)
     await connect_pair(far, middle)
@@ -778,7 +783,7 @@ async def test_a_stranger_gets_no_answer_larger_than_what_it_sent(
     raw_peers.append(raw)
     await wait_until(lambda: a.peer(raw.node_id) is not None)
     sent = 0
-    for _ in range(50):  # 50 requests of 84 bytes: 4 KB in, not enough for one 7 KB answer at 1.5x
+    for _ in range(50):  # 50 requests of 84 bytes: 4 KB in, not enough for one 7 KB answer
         frame = raw.sealed(GetQuorumSet(h))
         await raw.write(frame)
         sent += len(frame)
@@ -788,7 +793,7 @@ async def test_a_stranger_gets_no_answer_larger_than_what_it_sent(
     await raw.write(padding)
     await raw.write(raw.sealed(GetQuorumSet(h)))
     await wait_until(lambda: a.stats.answer_bytes > 0, what="one answer, paid for")
-    assert a.stats.answer_bytes < 1.5 * (sent + len(padding) + 100)
+    assert a.stats.answer_bytes <= sent + len(padding) + 100
 
 
 async def test_a_preferred_node_is_answered_from_a_budget_that_refills_with_time(make_overlay: Factory) -> None:

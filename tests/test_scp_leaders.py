@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from scp_harness import RecordingDriver, keypair
 
 from scpd.base import quorum
+from scpd.base.keys import Keypair
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.scp import SCP, TimerId, ValidationLevel
-from scpd.scp.nomination import MAX_FAST_TIMEOUTS, possible_leaders
+from scpd.scp.nomination import MAX_FAST_TIMEOUTS, MAX_NEIGHBOR_TESTS, possible_leaders
 
 POOL = [keypair(i).node_id for i in range(12)]
 ME = POOL[0]
@@ -88,6 +89,22 @@ def test_only_nodes_with_weight_are_looked_for() -> None:
     assert possible_leaders(qset, ME) == {a, b, c}
     inner_with_me = SCPQuorumSet(2, (a, b), (SCPQuorumSet(1, (ME, c)),))
     assert possible_leaders(inner_with_me, ME) == {a, b}  # c's inner set is satisfied by me alone
+
+
+def test_a_large_set_skips_fewer_rounds_per_update() -> None:
+    """2 of {me, a, 1 of 998}: a thousand nodes can lead, most with a tiny weight; updates stay cheap."""
+    keys = [Keypair((i + 1).to_bytes(32, "big")).public_key for i in range(1000)]
+    qset = SCPQuorumSet(2, (ME, keys[1]), (SCPQuorumSet(1, tuple(keys[2:])),))
+    driver = CountingDriver(key=keypair(0), qsets={quorum.quorum_set_hash(qset): qset})
+    driver.limit = 10**9
+    driver.validity[VALUE] = ValidationLevel.MAYBE_VALID
+    scp = SCP(driver, ME, True, qset)
+    scp.nominate(0, VALUE, b"prev")
+    for _ in range(20):
+        before = driver.hashes
+        driver.fire_timer(0, TimerId.NOMINATION)
+        # Neighbor tests for at most MAX_NEIGHBOR_TESTS / 1000 rounds, a priority hash per neighbor.
+        assert driver.hashes - before <= 2 * (MAX_NEIGHBOR_TESTS + len(keys))
 
 
 @st.composite

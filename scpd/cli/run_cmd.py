@@ -58,7 +58,9 @@ def run_node_cmd(args: argparse.Namespace) -> int:
     from scpd.operator.daemon import run_node
 
     cfg = load_config(args.config)
-    configure(cfg.log.format, cfg.log.level, node=str(cfg.node_id))
+    known = [cfg.node_id, *(v.node_id for v in cfg.validators)]
+    names = {str(n): name for n in known if (name := cfg.name_of(n))}
+    configure(cfg.log.format, cfg.log.level, node=str(cfg.node_id), names=names)
     for warning in cfg.warnings:
         log.warning("configuration warning", key=warning.key, problem=warning.message)
     return run_event_loop(run_node(cfg))

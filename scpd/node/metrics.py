@@ -221,6 +221,24 @@ class Metrics:
         self.event_loop_blocked = Counter(
             "scpd_event_loop_blocked", "Episodes of the event loop not running for a second or more", registry=r
         )
+        # -- operator surface (set by scpd.operator.watch and the GET /events stream)
+        self.quorum_intersection = Gauge(
+            "scpd_quorum_intersection",
+            "1 when every two quorums of the transitive quorum this node sees intersect, 0 when two are disjoint",
+            registry=r,
+        )
+        self.quorum_critical_nodes = Gauge(
+            "scpd_quorum_critical_nodes",
+            "Validators of the transitive quorum whose failure alone leaves this node without a quorum",
+            registry=r,
+        )
+        # Unknown (NaN, so no alert fires) until every validator named has declared its quorum set.
+        self.quorum_intersection.set(float("nan"))
+        self.quorum_critical_nodes.set(float("nan"))
+        self.events_clients = Gauge("scpd_events_clients", "Readers of the GET /events stream", registry=r)
+        self.events_dropped = Counter(
+            "scpd_events_dropped", "Events dropped because a GET /events reader was too slow", registry=r
+        )
         # -- intake: trust, future slots, signature verdicts, equivocation (docs/security.md)
         self.signature_cache_hits = Counter(
             "scpd_signature_cache_hits",

@@ -1,97 +1,78 @@
 """The admin API: what an operator (or an orchestrator) asks a running node.
 
-``GET /info`` (who, which network, state, latest ledger, peers, quorum
-summary), ``GET /quorum`` (each member of the local quorum set and what we
-hear from it), ``GET /scp?slot=N&limit=K`` (the consensus core's snapshots),
-and ``GET /peers`` (``GET /readyz`` is in ``api_health``). Every answer is JSON; all of them only
-read the node's state on the event loop and are cheap (no I/O), except
-``/quorum``'s transitive analysis of every quorum set the node has seen,
-which runs in a worker thread and is cached until those sets change.
+Reading: ``GET /info`` (who, which network, state, latest ledger, peers,
+quorum summary), ``GET /quorum`` (each member of the local quorum set, what we
+hear from it, how many more failures block us and which: ``fail_at`` /
+``fail_with``), ``GET /scp?slot=N&limit=K`` (the consensus core's snapshots),
+``GET /peers`` (authenticated and pending, inbound and outbound),
+``GET /bans`` and ``GET /ll`` (log levels).
 
-The node's state is one of:
+Acting, at stellar-core parity: ``POST /ll`` (log level per logger),
+``POST /ban``, ``POST /unban``, ``POST /droppeer``. These take a JSON object
+body and refuse any other content type (415): a browser page from another
+origin cannot send one without a CORS preflight, which this server never
+grants, so a web page cannot drive the admin API through an operator's
+browser.
 
-* ``synced``: a ledger was written recently (within ``stale_after`` seconds)
-  and the members we agree with satisfy our quorum set;
-* ``stuck``: this process has written ledgers, but not recently (or it lost
-  its quorum);
-* ``joining``: this process has not written a ledger yet.
-
-``/readyz`` answers 200 only when synced (and its writes reach the disk), so a
-load balancer or orchestrator sends work only to a node that is following its quorum.
+Every answer is JSON; all of them only read the node's state on the event
+loop and are cheap (no I/O), except ``/quorum``'s transitive analysis, which
+the ``NodeWatch`` computes in a worker thread and caches until the quorum
+sets it covers change. The node states are described in ``status.py``;
+``/healthz`` and ``/readyz`` are in ``api_health``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from scpd import __version__
-from scpd.analysis.local import check_local_quorum
-from scpd.base.quorum import all_validators, is_quorum_slice, is_v_blocking, quorum_set_hash
-from scpd.base.types import NodeID, SCPExternalize, SCPQuorumSet
-from scpd.node.metrics import MemberState, QuorumMember, quorum_members, stale_after, statement_summary
+from scpd.base.types import NodeID, SCPQuorumSet
+from scpd.errors import ScpdError
+from scpd.node.metrics import MemberState, statement_summary
+from scpd.node.overlay.messages import PeerAddress
+from scpd.node.overlay.peer import Peer
+from scpd.operator import logs
 from scpd.operator.http_api import CONTEXT_KEY, NodeContext
+from scpd.operator.status import NodeStatus, node_status
 
-__all__ = ["MAX_SCP_LIMIT", "NodeStatus", "add_routes", "node_status"]
+__all__ = ["MAX_SCP_LIMIT", "add_routes"]
+
+log = structlog.get_logger(__name__)
 
 MAX_SCP_LIMIT = 20
 
 
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    """The node's health as the admin API reports it."""
-
-    state: str  # joining / synced / stuck
-    members: list[QuorumMember]
-    has_quorum: bool  # the agreeing members (and us) satisfy our quorum set
-    v_blocked: bool  # the missing and disagreeing members block every slice of ours
-    ledger_age: float | None  # seconds since this process last wrote a ledger
-
-
-def node_status(ctx: NodeContext, now: float | None = None) -> NodeStatus:
-    herder = ctx.herder
-    now = time.time() if now is None else now
-    stale = stale_after(ctx.config.timers.slot_interval)
-    members = quorum_members(
-        herder.scp, herder.node_id, herder.tip.slot, herder.heard_at, now, stale, herder.equivocations.nodes
-    )
-    qset = herder.scp.quorum_set
-    agree = {m.node_id for m in members if m.state is MemberState.AGREE}
-    absent = {m.node_id for m in members if m.state in (MemberState.MISSING, MemberState.DISAGREE)}
-    has_quorum = is_quorum_slice(qset, agree)
-    age = None if herder.last_ledger_at is None else max(0.0, now - herder.last_ledger_at)
-    if age is not None and age <= stale and has_quorum:
-        state = "synced"
-    elif age is not None:
-        state = "stuck"
-    else:
-        state = "joining"
-    return NodeStatus(state, members, has_quorum, is_v_blocking(qset, absent), age)
-
-
-def _summary(status: NodeStatus, qset: SCPQuorumSet, qset_hash: bytes) -> dict[str, Any]:
+def _summary(ctx: NodeContext, status: NodeStatus) -> dict[str, Any]:
+    qset = ctx.herder.scp.quorum_set
     counts = {s.value: 0 for s in MemberState}
     for m in status.members:
         counts[m.state.value] += 1
+    fail_with = status.fail_with
     return {
-        "hash": qset_hash.hex(),
+        "hash": ctx.herder.scp.quorum_set_hash.hex(),
         "threshold": qset.threshold,
         "validators": len(status.members),
         **counts,
         "has_quorum": status.has_quorum,
         "v_blocked": status.v_blocked,
+        "fail_at": None if fail_with is None else len(fail_with),
+        "fail_with": None if fail_with is None else sorted(_node_json(ctx, n) for n in fail_with),
     }
+
+
+def _node_json(ctx: NodeContext, node: NodeID) -> str:
+    """A node as operators name it: its configured name, else its strkey."""
+    return ctx.config.name_of(node) or str(node)
 
 
 async def info(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     cfg, herder, overlay = ctx.config, ctx.herder, ctx.overlay
-    status = node_status(ctx)
+    status = node_status(cfg, herder)
     tip = herder.tip
     peers = overlay.peers
     return web.json_response(
@@ -115,7 +96,7 @@ async def info(request: web.Request) -> web.Response:
                 "inbound": sum(1 for p in peers if not p.outbound),
                 "outbound": sum(1 for p in peers if p.outbound),
             },
-            "quorum": _summary(status, herder.scp.quorum_set, herder.scp.quorum_set_hash),
+            "quorum": _summary(ctx, status),
         }
     )
 
@@ -123,7 +104,7 @@ async def info(request: web.Request) -> web.Response:
 async def quorum(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     herder = ctx.herder
-    status = node_status(ctx)
+    status = node_status(ctx.config, herder)
     by_node = {m.node_id: m for m in status.members}
     value_str = herder.value_to_str
 
@@ -150,60 +131,13 @@ async def quorum(request: web.Request) -> web.Response:
             "last_closed_slot": herder.tip.slot,
             "current_slot": herder.current_slot,
             "state": status.state,
-            "summary": _summary(status, herder.scp.quorum_set, herder.scp.quorum_set_hash),
+            "summary": _summary(ctx, status),
             "quorum_set": level(herder.scp.quorum_set),
-            "transitive": await _transitive_analysis(request.app, ctx),
+            "transitive": await ctx.watch.transitive(),
             # Proof of each equivocation seen (both signed envelopes, base64 XDR), newest last.
             "equivocations": [e.to_json() for e in herder.equivocations.evidence],
         }
     )
-
-
-def seen_quorum_sets(ctx: NodeContext) -> dict[NodeID, SCPQuorumSet]:
-    """The quorum set each node reachable from ours last declared, as far as we have heard."""
-    herder = ctx.herder
-    seen: dict[NodeID, SCPQuorumSet] = {}
-    frontier = list(all_validators(herder.scp.quorum_set))
-    while frontier:
-        node = frontier.pop()
-        if node in seen or node == herder.node_id:
-            continue
-        envelope = herder.scp.get_latest_message(node)
-        if envelope is None:
-            continue
-        pledges = envelope.statement.pledges
-        qset_hash = pledges.commit_quorum_set_hash if isinstance(pledges, SCPExternalize) else pledges.quorum_set_hash
-        qset = herder.get_quorum_set(qset_hash)
-        if qset is not None:
-            seen[node] = qset
-            frontier.extend(all_validators(qset))
-    return seen
-
-
-async def _transitive_analysis(app: web.Application, ctx: NodeContext) -> dict[str, Any]:
-    """The quorum analysis over every quorum set seen, recomputed (off the loop) only when they change."""
-    known = seen_quorum_sets(ctx)
-    key = tuple(sorted((n.ed25519, quorum_set_hash(q)) for n, q in known.items()))
-    cache = app[_ANALYSIS_CACHE]
-    if cache.get("key") != key:
-        herder = ctx.herder
-        report = await asyncio.to_thread(check_local_quorum, herder.node_id, herder.scp.quorum_set, known)
-        label = ctx.config.label
-        cache["key"] = key
-        cache["result"] = {
-            "nodes_with_known_quorum_sets": len(known),
-            "intersection": report.intersection,
-            "disjoint_quorums": None
-            if report.evidence is None
-            else [sorted(str(n) for n in q) for q in report.evidence],
-            "in_quorum": report.in_quorum,
-            "single_nodes_that_halt_us": [str(n) for n in report.blocking_nodes],
-            "quorum_sets_unknown": [str(n) for n in report.unknown],
-            "problems": report.problems(label),
-            "computed_at": round(time.time(), 3),
-        }
-    result: dict[str, Any] = cache["result"]
-    return result
 
 
 async def scp(request: web.Request) -> web.Response:
@@ -213,31 +147,112 @@ async def scp(request: web.Request) -> web.Response:
         slot = _int_param(request.query, "slot", known[-1] if known else herder.current_slot, 0, 2**64 - 1)
         limit = _int_param(request.query, "limit", 1, 1, MAX_SCP_LIMIT)
     except ValueError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"error": str(exc), "status": 400}, status=400)
     slots = [s for s in reversed(known) if s <= slot][:limit]
     snapshots = [snap for s in slots if (snap := herder.scp.snapshot(s)) is not None]
     return web.json_response({"node": str(herder.node_id), "known_slots": known, "slots": snapshots})
 
 
+def _peer_json(ctx: NodeContext, p: Peer) -> dict[str, Any]:
+    return {
+        "node": str(p.node_id),
+        "name": ctx.config.name_of(p.node_id),
+        "direction": "outbound" if p.outbound else "inbound",
+        "address": None if p.address is None else str(p.address),
+        "protocol_version": p.hello.version,
+        "messages_received": p.messages_received,
+        "messages_sent": p.messages_sent,
+        "bytes_received": p.bytes_received,
+        "bytes_sent": p.bytes_sent,
+        "send_queue": p.queued,
+        "misbehaviour_points": p.misbehaviour,
+    }
+
+
 async def peers(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    out = [
+    connected = sorted(ctx.overlay.peers, key=lambda p: str(p.node_id))
+    inbound_pending, dialing = ctx.overlay.pending_handshakes()
+    return web.json_response(
         {
-            "node": str(p.node_id),
-            "name": ctx.config.name_of(p.node_id),
-            "direction": "outbound" if p.outbound else "inbound",
-            "address": None if p.address is None else str(p.address),
-            "protocol_version": p.hello.version,
-            "messages_received": p.messages_received,
-            "messages_sent": p.messages_sent,
-            "bytes_received": p.bytes_received,
-            "bytes_sent": p.bytes_sent,
-            "send_queue": p.queued,
-            "misbehaviour_points": p.misbehaviour,
+            "connected": len(connected),
+            "authenticated": {
+                "inbound": [_peer_json(ctx, p) for p in connected if not p.outbound],
+                "outbound": [_peer_json(ctx, p) for p in connected if p.outbound],
+            },
+            "pending": {"inbound": inbound_pending, "outbound": [str(a) for a in dialing]},
         }
-        for p in sorted(ctx.overlay.peers, key=lambda p: str(p.node_id))
-    ]
-    return web.json_response({"connected": len(out), "peers": out})
+    )
+
+
+async def bans(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    out = []
+    for key, left in sorted(ctx.overlay.bans(), key=lambda item: str(item[0])):
+        if isinstance(key, PeerAddress):
+            out.append({"address": str(key), "seconds_left": round(left, 1)})
+        else:
+            out.append({"node": str(key), "name": ctx.config.name_of(key), "seconds_left": round(left, 1)})
+    return web.json_response({"bans": out})
+
+
+async def ban(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    body = await _json_body(request)
+    node = _node_param(ctx, body)
+    seconds = body.get("seconds", ctx.config.overlay.ban_duration)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= 10 * 365 * 86400:
+        raise _BadRequest("seconds must be a positive number of seconds (at most ten years)")
+    peer = ctx.overlay.peer(node)
+    # The node id only, as stellar-core does: its address may be shared (one host, many validators).
+    ctx.overlay.ban(node, None, float(seconds))
+    log.info("operator banned node", peer=str(node), seconds=seconds, connected=peer is not None)
+    return web.json_response({"banned": str(node), "seconds": seconds, "dropped": peer is not None})
+
+
+async def unban(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    body = await _json_body(request)
+    key = _address_param(body["address"]) if "address" in body else _node_param(ctx, body)
+    was = ctx.overlay.is_banned(key)
+    ctx.overlay.unban(key)
+    log.info("operator unbanned", key=str(key), was_banned=was)
+    return web.json_response({"unbanned": str(key), "was_banned": was})
+
+
+async def droppeer(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    body = await _json_body(request)
+    node = _node_param(ctx, body)
+    also_ban = body.get("ban", False)
+    if not isinstance(also_ban, bool):
+        raise _BadRequest("ban must be true or false")
+    peer = ctx.overlay.peer(node)
+    if peer is None:
+        return web.json_response({"error": f"not connected to {node}", "node": str(node)}, status=404)
+    if also_ban:
+        ctx.overlay.ban(node)
+    else:
+        peer.close("dropped by the operator")
+    log.info("operator dropped peer", peer=str(node), banned=also_ban)
+    return web.json_response({"dropped": str(node), "banned": also_ban})
+
+
+async def log_levels(request: web.Request) -> web.Response:
+    return web.json_response({"levels": logs.levels()})
+
+
+async def set_log_level(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    level, logger = body.get("level"), body.get("logger", "")
+    if not isinstance(logger, str) or (level is not None and not isinstance(level, str)):
+        raise _BadRequest("level must be a level name or null, logger a logger name")
+    try:
+        logs.set_level(level, logger)
+    except ScpdError as exc:
+        raise _BadRequest(str(exc)) from None
+    log.warning("log level changed", logger=logger or "(default)", level=level)
+    return web.json_response({"levels": logs.levels()})
 
 
 def _ctx(request: web.Request) -> NodeContext:
@@ -257,18 +272,77 @@ def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high
     return value
 
 
+class _BadRequest(ScpdError):
+    """An admin request the node refuses; answered 400 with its message."""
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(reason="send a JSON object with Content-Type: application/json")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise _BadRequest("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _BadRequest("the body must be a JSON object")
+    return body
+
+
+def _node_param(ctx: NodeContext, body: Mapping[str, Any]) -> NodeID:
+    """``node``: a strkey, or the ``[[validators]] name`` of a configured validator."""
+    text = body.get("node")
+    if not isinstance(text, str):
+        raise _BadRequest("node must be a G... public key or a configured validator name")
+    for v in ctx.config.validators:
+        if ctx.config.name_of(v.node_id) == text:
+            return v.node_id
+    try:
+        return NodeID.from_strkey(text)
+    except (ScpdError, ValueError):
+        raise _BadRequest(f"node {text!r} is neither a public key nor a configured validator name") from None
+
+
+def _address_param(text: object) -> PeerAddress:
+    if isinstance(text, str):
+        host, _, port = text.rpartition(":")
+        try:
+            return PeerAddress(host, int(port))
+        except (ScpdError, ValueError):
+            pass
+    raise _BadRequest("address must be host:port")
+
+
+@web.middleware
+async def _bad_requests(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except _BadRequest as exc:
+        log.info("admin request refused", path=request.path, reason=str(exc))
+        return web.json_response({"error": str(exc), "status": 400}, status=400)
+
+
 _ROUTES: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {
     "/info": info,
     "/quorum": quorum,
     "/scp": scp,
     "/peers": peers,
+    "/bans": bans,
+    "/ll": log_levels,
+}
+
+_ACTIONS: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = {
+    "/ll": set_log_level,
+    "/ban": ban,
+    "/unban": unban,
+    "/droppeer": droppeer,
 }
 
 
-_ANALYSIS_CACHE: web.AppKey[dict[str, Any]] = web.AppKey("scpd.quorum_analysis", dict)
-
-
 def add_routes(app: web.Application, ctx: NodeContext) -> None:
-    app[_ANALYSIS_CACHE] = {}
+    app.middlewares.append(_bad_requests)
     for path, handler in _ROUTES.items():
         app.router.add_get(path, handler)
+    for path, handler in _ACTIONS.items():
+        app.router.add_post(path, handler)

@@ -1,7 +1,7 @@
 """``/healthz`` (the process is up and its event loop answers) and ``/readyz`` (it should get work).
 
 ``/readyz`` answers 200 only when the node is synced with its quorum (see
-``api_admin.node_status``) and its writes reach the disk. While ledger or
+``status.node_status``) and its writes reach the disk. While ledger or
 own-envelope writes fail (disk full, I/O error: the node retries them by
 itself) it answers 503 with a ``storage`` object saying why and for how long,
 so an orchestrator stops sending work, and an operator sees the cause, without
@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from scpd.operator.api_admin import node_status
 from scpd.operator.http_api import CONTEXT_KEY, NodeContext
+from scpd.operator.status import node_status
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -26,7 +26,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT_KEY]
-    status = node_status(ctx)
+    status = node_status(ctx.config, ctx.herder)
     storage = ctx.herder.storage
     body: dict[str, Any] = {"ready": status.state == "synced" and storage.ok, "state": status.state}
     if not storage.ok:

@@ -36,8 +36,10 @@ from scpd.node.values import TxSetLimits
 from scpd.operator.api_metrics import start_metrics_http
 from scpd.operator.config import NodeConfig
 from scpd.operator.config import PeerAddress as ConfigAddress
+from scpd.operator.events import EventHub
 from scpd.operator.http_api import NodeContext, start_http
 from scpd.operator.quorum_log import run_quorum_log
+from scpd.operator.watch import NodeWatch
 from scpd.operator.watchdog import LoopWatchdog
 
 __all__ = ["herder_settings", "overlay_config", "run_node"]
@@ -93,12 +95,13 @@ def overlay_config(cfg: NodeConfig) -> OverlayConfig:
         backoff=Backoff(initial=o.reconnect_initial, maximum=o.reconnect_max),
         preferred_nodes=frozenset(all_validators(cfg.quorum_set)),
         max_pending_handshakes=o.max_pending_handshakes,
-        send_queue_bytes=o.send_queue_bytes,
+        # A queue or a burst must hold two of the largest messages, or such a message could never be sent.
+        send_queue_bytes=max(o.send_queue_bytes, 2 * o.max_message_size),
         answer_rate=o.answer_rate,
-        answer_burst=o.answer_burst,
+        answer_burst=max(o.answer_burst, 2 * o.max_message_size),
         answer_ratio=o.answer_ratio,
         answer_total_rate=o.answer_total_rate,
-        answer_total_burst=o.answer_total_burst,
+        answer_total_burst=max(o.answer_total_burst, 2 * o.max_message_size),
         new_key_interval=o.new_key_interval,
     )
 
@@ -114,6 +117,11 @@ def _log_ledger(done: ExternalizedSlot) -> None:
         close_time=rec.close_time,
         seconds=None if done.seconds_to_consensus is None else round(done.seconds_to_consensus, 4),
     )
+
+
+def _on_externalized(done: ExternalizedSlot, watch: NodeWatch) -> None:
+    _log_ledger(done)
+    watch.ledger_closed(done)
 
 
 _T = TypeVar("_T")
@@ -161,9 +169,10 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
         store,
         herder_settings(cfg),
         is_validator=cfg.is_validator,
-        on_externalized=_log_ledger,
+        on_externalized=lambda done: _on_externalized(done, watch),
         metrics=metrics,
     )
+    watch = NodeWatch(cfg, herder, EventHub(on_drop=metrics.events_dropped.inc), metrics)
     overlay = Overlay(cfg.keypair, overlay_config(cfg), herder.handle_message)
     herder.attach(overlay)
     metrics.watch(herder, overlay, stale_after=stale_after(cfg.timers.slot_interval))
@@ -176,7 +185,8 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
     http: web.AppRunner | None = None
     metrics_http: web.AppRunner | None = None
     quorum_log: asyncio.Task[None] | None = None
-    ctx = NodeContext(cfg, herder, overlay, store, metrics)
+    watching: asyncio.Task[None] | None = None
+    ctx = NodeContext(cfg, herder, overlay, store, watch, metrics)
     try:
         # Bind every listener before consensus starts: a port in use stops the node cleanly.
         await _listening("peer connections", cfg.listen, overlay.start())
@@ -187,6 +197,7 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
                 "metrics", cfg.metrics_listen, start_metrics_http(metrics, *_host_port(cfg.metrics_listen))
             )
         herder.start()
+        watching = asyncio.create_task(watch.run(), name="operator-watch")  # cancelled below
         tip = herder.tip
         log.info(
             "node started",
@@ -205,6 +216,9 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
         if quorum_log is not None:
             quorum_log.cancel()
             await asyncio.gather(quorum_log, return_exceptions=True)
+        if watching is not None:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
         if http is not None:
             await http.cleanup()
         if metrics_http is not None:

@@ -88,7 +88,6 @@ class Localnet:
         self.printed = 0
         self.diverged = False
         self.all_died = False
-        self._tails: dict[str, deque[str]] = {}
         self._done = asyncio.Event()
 
     def prepare(self) -> list[Path]:
@@ -156,7 +155,7 @@ class Localnet:
 
     async def _read(self, name: str, proc: asyncio.subprocess.Process) -> None:
         assert proc.stderr is not None
-        tail = self._tails.setdefault(name, deque(maxlen=DEATH_LINES))
+        tail: deque[str] = deque(maxlen=DEATH_LINES)
         with (self.directory / f"{name}.log").open("ab") as log:
             async for raw in proc.stderr:
                 log.write(raw)

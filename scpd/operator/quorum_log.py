@@ -5,7 +5,7 @@ periodic quorum line and its "lost sync" line are how they do it there), so
 the node says how its quorum is doing without being asked:
 
 * ``quorum``: the node's state (``synced`` / ``stuck`` / ``joining``, see
-  ``api_admin.node_status``), its last ledger, how many members of its quorum
+  ``status.node_status``), its last ledger, how many members of its quorum
   set agree / are delayed / missing / disagree (who, for the last two), and
   ``fail_at``: how many more of the members still with us (agreeing or
   delayed) must fail before the failed ones block every slice of ours
@@ -29,11 +29,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from scpd.base.quorum import closest_v_blocking
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.node.metrics import MemberState
-from scpd.operator.api_admin import NodeStatus, node_status
 from scpd.operator.http_api import NodeContext
+from scpd.operator.status import NodeStatus, node_status
 
 __all__ = ["SYNCED_INTERVAL", "LogLine", "QuorumLog", "run_quorum_log"]
 
@@ -86,8 +85,7 @@ class QuorumLog:
         by_state: dict[MemberState, list[NodeID]] = {s: [] for s in MemberState}
         for m in status.members:
             by_state[m.state].append(m.node_id)
-        alive = by_state[MemberState.AGREE] + by_state[MemberState.DELAYED]
-        fail_with = closest_v_blocking(self._qset, alive, excluded=self._local)
+        fail_with = status.fail_with
         return {
             "state": status.state,
             "ledger": ledger,
@@ -105,6 +103,6 @@ async def run_quorum_log(ctx: NodeContext) -> None:
     quorum_log = QuorumLog(herder.scp.quorum_set, herder.node_id, ctx.config.label, ctx.config.timers.slot_interval)
     while True:
         now = time.time()
-        for line in quorum_log.lines(node_status(ctx, now), herder.tip.slot, now):
+        for line in quorum_log.lines(node_status(ctx.config, herder, now), herder.tip.slot, now):
             getattr(log, line.level)(line.event, **line.fields)
         await asyncio.sleep(_CHECK_INTERVAL)

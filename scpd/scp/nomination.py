@@ -19,8 +19,8 @@ taken from the leader's accepted set, or from its votes when none of its
 accepted values is valid; and, when it is a leader itself and votes for
 nothing yet, it votes for its own value. A round that would add no new leader
 is skipped at once (stellar-core's "fast timeout"), at most
-``MAX_FAST_TIMEOUTS`` rounds per update and never in search of a node that
-cannot lead (weight 0), so leader selection always ends.
+``MAX_FAST_TIMEOUTS`` rounds per update (fewer in large sets) and never in
+search of a node that cannot lead (weight 0), so leader selection always ends.
 
 Votes stop as soon as any value is confirmed nominated (a candidate exists):
 no more echoing, the round timer is stopped. Accepting continues, so that
@@ -48,16 +48,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_FAST_TIMEOUTS",
+    "MAX_NEIGHBOR_TESTS",
     "NominationProtocol",
     "is_newer_nomination",
     "is_sane_nomination",
     "possible_leaders",
 ]
 
-# Rounds skipped at most in one leader update ("fast timeouts"). With a
-# neighbor test and a priority hash per node, one update costs at most
-# 2 * MAX_FAST_TIMEOUTS * (nodes in the quorum set) hashes.
+# Rounds skipped at most in one leader update ("fast timeouts"), and fewer in
+# a large quorum set: each round costs a neighbor test (and, for a neighbor,
+# a priority hash) per node that can lead, and one update makes at most
+# MAX_NEIGHBOR_TESTS of those tests (plus one round's worth), a few tens of
+# milliseconds, whatever the set.
 MAX_FAST_TIMEOUTS = 64
+MAX_NEIGHBOR_TESTS = 4096
 
 
 def _strictly_sorted(values: tuple[bytes, ...]) -> bool:
@@ -224,14 +228,15 @@ class NominationProtocol:
         non-zero weight can ever lead (with a 1-of-n set that includes us,
         normalised without us, every other weight is 0), so once all of those
         lead there is nothing to look for; and at most ``MAX_FAST_TIMEOUTS``
-        rounds are skipped per call, so a node of tiny weight that keeps
-        losing the draw costs a bounded amount of work (the next timeout
-        tries again).
+        rounds (fewer in a large set, see ``MAX_NEIGHBOR_TESTS``) are skipped
+        per call, so a node of tiny weight that keeps losing the draw costs a
+        bounded amount of work (the next timeout tries again).
         """
         bounds = self._neighbor_bounds()
         local_id = bounds[0][0]
         eligible = sum(1 for _, bound in bounds if bound > 0)
-        for _ in range(MAX_FAST_TIMEOUTS):
+        rounds = max(1, min(MAX_FAST_TIMEOUTS, MAX_NEIGHBOR_TESTS // max(eligible, 1)))
+        for _ in range(rounds):
             if len(self.round_leaders) >= eligible:
                 return
             leaders: set[NodeID] = set()

@@ -3,8 +3,8 @@
 Modules, bottom up: ``messages`` (the XDR message union), ``framing``
 (length-prefixed frames), ``session`` (sequence numbers and HMACs),
 ``handshake`` (HELLO/AUTH and key derivation), ``peer`` (one connection's
-tasks and queue), ``floodgate``, ``backoff``, ``bans`` and ``requests``
-(small policies), and ``overlay`` (the manager the herder drives).
+tasks and queue), ``floodgate``, ``backoff``, ``bans``, ``budget`` and
+``requests`` (small policies), and ``overlay`` (the manager the herder drives).
 """
 
 from scpd.node.overlay.messages import OverlayMessage, PeerAddress

@@ -48,6 +48,12 @@ class BanList:
         for key in [k for k, until in self._until.items() if until <= now]:
             del self._until[key]
 
+    def entries(self) -> list[tuple[Hashable, float]]:
+        """Every ban still in force, with its seconds left."""
+        now = self._clock()
+        self._expire(now)
+        return [(key, until - now) for key, until in self._until.items()]
+
 
 class KeyChurn:
     """After a ban, a host may bring fresh keys only one per ``interval`` seconds while the ban lasts.

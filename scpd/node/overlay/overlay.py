@@ -121,7 +121,7 @@ class OverlayConfig:
     # earn ``answer_ratio`` bytes per byte they send; everybody draws from the total.
     answer_rate: float = 8 * 1024 * 1024
     answer_burst: int = 16 * 1024 * 1024
-    answer_ratio: float = 1.5
+    answer_ratio: float = 1.0
     answer_total_rate: float = 32 * 1024 * 1024
     answer_total_burst: int = 64 * 1024 * 1024
     new_key_interval: float = 60.0
@@ -787,3 +787,16 @@ class Overlay:
         return await self._txsets.wait(
             tx_set_hash, peer.node_id, lambda: peer.send(GetTxSet(tx_set_hash)), timeout, verify
         )
+
+    # ----- operator accessors (admin API) ---------------------------------
+
+    def pending_handshakes(self) -> tuple[int, list[PeerAddress]]:
+        """Connections not yet authenticated: how many inbound, and the addresses being dialed."""
+        return len(self._handshaking), sorted(self._dialing, key=str)
+
+    def bans(self) -> list[tuple[NodeID | PeerAddress, float]]:
+        """Every ban in force (a node id or an address) with its seconds left."""
+        return [(key, left) for key, left in self._bans.entries() if isinstance(key, NodeID | PeerAddress)]
+
+    def unban(self, key: NodeID | PeerAddress) -> None:
+        self._bans.unban(key)

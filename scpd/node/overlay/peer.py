@@ -117,7 +117,7 @@ class Peer:
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(settings.send_queue_size)
         self.queued_bytes = 0  # queued or written but not yet drained, framing included
         # What answering this peer's requests may cost; default: a stranger's (2x what it sends).
-        self.answers = ByteBudget(answers or BudgetSettings(rate=0.0, burst=8 * 1024 * 1024, ratio=2.0), clock)
+        self.answers = ByteBudget(answers or BudgetSettings(rate=0.0, burst=8 * 1024 * 1024, ratio=1.0), clock)
         self.answers_refused = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = asyncio.Event()
