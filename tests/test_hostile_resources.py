@@ -22,12 +22,12 @@ import os
 import socket
 import sqlite3
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -292,7 +292,6 @@ def silent_connections(net: Network, silent: int = 500, strangers: int = 8) -> F
             stack.enter_context(client_socket(endpoint.port))
         target.poll_log()
         seen = len(target.records)
-        started = time.monotonic()
         victim.start()
 
         def reconnected() -> bool:
@@ -302,7 +301,15 @@ def silent_connections(net: Network, silent: int = 500, strangers: int = 8) -> F
             )
 
         wait_for(reconnected, 60, "node2 connected to node4 again")
-        seconds = time.monotonic() - started
+        # From node2's overlay being up (its process start is not the overlay's doing) to node4 admitting it.
+        victim.poll_log()
+        up = [r for r in victim.records if r.get("event") == "overlay started"][-1]["timestamp"]
+        back = next(
+            r["timestamp"]
+            for r in target.records[seen:]
+            if r.get("event") == "peer connected" and r.get("peer") == victim_key
+        )
+        seconds = (datetime.fromisoformat(back) - datetime.fromisoformat(up)).total_seconds()
         wait_more_ledgers(net, before, 2)
     return Figures(ledgers_during=ledgers_since(net, before), extra=seconds)
 
