@@ -11,6 +11,9 @@ from pathlib import Path
 
 from netutil import REPO, Network, Node, wait_for
 
+from scpd.node.metrics import Metrics
+from scpd.operator.watchdog import STOP_DEADLINE, STOP_DEADLINE_RUNNING, LoopWatchdog
+
 BLOCKING_NODE = Path(__file__).with_name("blocking_node.py")
 
 
@@ -71,3 +74,13 @@ def test_sigterm_stops_a_node_whose_loop_never_returns_within_10_seconds(tmp_pat
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+async def test_a_stop_slowed_by_a_busy_machine_gets_longer_than_a_blocked_loop() -> None:
+    watchdog = LoopWatchdog(Metrics(process=False), lambda: None)
+    assert not watchdog._past_deadline(STOP_DEADLINE - 0.1, blocked=True)
+    assert watchdog._past_deadline(STOP_DEADLINE, blocked=True)
+    # The loop still runs: it is stopping, only slowly; a blocked one never would.
+    assert not watchdog._past_deadline(STOP_DEADLINE + 5.0, blocked=False)
+    assert watchdog._past_deadline(STOP_DEADLINE_RUNNING, blocked=False)
+    assert STOP_DEADLINE < 10.0 <= STOP_DEADLINE_RUNNING

@@ -219,7 +219,7 @@ class Metrics:
             registry=r,
         )
         self.event_loop_blocked = Counter(
-            "scpd_event_loop_blocked", "Episodes of the event loop not running for a second or more", registry=r
+            "scpd_event_loop_blocked", "Episodes of the event loop not running for two seconds or more", registry=r
         )
         # -- operator surface (set by scpd.operator.watch and the GET /events stream)
         self.quorum_intersection = Gauge(

@@ -20,8 +20,10 @@ callback that spins or blocks silences the whole node: no consensus, no
   signal handling waits for the loop. The handler only sets a flag; the
   thread then asks the loop to stop (``call_soon_threadsafe``), which a
   healthy loop does gracefully in a few seconds. If the process is still
-  alive ``STOP_DEADLINE`` seconds after the signal, the thread logs
-  ``stop deadline passed`` with the loop's stack and ends the process
+  alive ``STOP_DEADLINE`` seconds after the signal while its loop is blocked
+  (or ``STOP_DEADLINE_RUNNING`` seconds after it, however busy the loop: a
+  stop merely slowed by an overloaded machine is left to finish), the thread
+  logs ``stop deadline passed`` with the loop's stack and ends the process
   (``os._exit(1)``). Nothing durable is lost by that: every write is one
   SQLite transaction, and own envelopes are on disk before they are sent.
 """
@@ -44,15 +46,18 @@ import structlog
 
 from scpd.node.metrics import Metrics
 
-__all__ = ["BEAT", "BLOCKED_AFTER", "STOP_DEADLINE", "LoopWatchdog"]
+__all__ = ["BEAT", "BLOCKED_AFTER", "STOP_DEADLINE", "STOP_DEADLINE_RUNNING", "LoopWatchdog"]
 
 log = structlog.get_logger("scpd.watchdog")
 
 BEAT = 0.1
-# A slot's work is milliseconds; one second without a beat is a loop that is not doing its job.
-BLOCKED_AFTER = 1.0
-# Below the 10 s an operator (and systemd's default stop timeout, 90 s) may expect, with room to spare.
+# A slot's work is milliseconds; two seconds without a beat is a loop that is not doing its job (one
+# second can be a mere scheduling gap on an overloaded machine).
+BLOCKED_AFTER = 2.0
+# A blocked loop never stops by itself: end the process within the 10 s an operator may expect.
 STOP_DEADLINE = 8.0
+# A loop that still runs is stopping, maybe slowly: wait longer, within the unit's 30 s stop budget.
+STOP_DEADLINE_RUNNING = 25.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -114,11 +119,11 @@ class LoopWatchdog:
 
     def _watch(self) -> None:
         blocked_since: float | None = None
-        deadline: float | None = None
+        signalled_at: float | None = None
         while not self._closed.wait(BEAT):
             now = time.monotonic()
-            if deadline is None and self._signalled.is_set():
-                deadline = now + self._stop_deadline
+            if signalled_at is None and self._signalled.is_set():
+                signalled_at = now
                 self._ask_loop_to_stop()
             silent = now - self._last_beat
             if blocked_since is None and silent > self._blocked_after:
@@ -128,9 +133,17 @@ class LoopWatchdog:
             elif blocked_since is not None and silent <= self._blocked_after:
                 log.warning("event loop unblocked", blocked_seconds=round(self._last_beat - blocked_since, 3))
                 blocked_since = None
-            if deadline is not None and now >= deadline:
-                log.error("stop deadline passed; exiting now", deadline=self._stop_deadline, stack=self._loop_stack())
+            if signalled_at is not None and self._past_deadline(now - signalled_at, blocked_since is not None):
+                log.error(
+                    "stop deadline passed; exiting now",
+                    seconds=round(now - signalled_at, 3),
+                    stack=self._loop_stack(),
+                )
                 os._exit(1)
+
+    def _past_deadline(self, waited: float, blocked: bool) -> bool:
+        """A blocked loop gets ``STOP_DEADLINE`` seconds to stop; a running one ``STOP_DEADLINE_RUNNING``."""
+        return waited >= (self._stop_deadline if blocked else STOP_DEADLINE_RUNNING)
 
     def _ask_loop_to_stop(self) -> None:
         # A closed loop raises RuntimeError: the process is on its way out already.
