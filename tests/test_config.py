@@ -20,6 +20,8 @@ from scpd.base import quorum
 from scpd.base.keys import Keypair, network_id
 from scpd.base.types import SCPQuorumSet
 from scpd.errors import ConfigError
+from scpd.node.herder import HerderSettings
+from scpd.node.pending import PendingLimits
 from scpd.operator.config import (
     ConfigWarning,
     PeerAddress,
@@ -27,6 +29,7 @@ from scpd.operator.config import (
     load_config,
     parse_address,
 )
+from scpd.operator.daemon import herder_settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -774,3 +777,19 @@ def test_transaction_size_is_capped_at_the_protocol_limit(write: Callable[..., P
     extra = f"[ledger]\nmax_tx_size = {MAX_TX_SIZE + 1}\nmax_tx_set_size = {4 * MAX_TX_SIZE}\n"
     path = write(base_config(extra=f"[overlay]\nmax_message_size = {8 * MAX_TX_SIZE}\n" + extra))
     assert config_error(path) == f"{path}: ledger.max_tx_size: must be <= {MAX_TX_SIZE}, got {MAX_TX_SIZE + 1}"
+
+
+def test_intake_limits_reach_the_herder(write: Callable[..., Path]) -> None:
+    defaults = herder_settings(load_config(write(base_config())))
+    assert (defaults.max_slots_ahead, defaults.max_waiting_envelopes) == (12, 1000)
+    assert defaults.pending_limits == PendingLimits() and defaults.signature_cache == HerderSettings().signature_cache
+    extra = (
+        "[intake]\nmax_slots_ahead = 4\nmax_waiting_envelopes = 10\npending_per_node = 3\n"
+        "pending_per_node_bytes = 8192\npending_total = 30\npending_total_bytes = 65536\n"
+        "signature_cache = 100\nmax_trusted_nodes = 50\n"
+    )
+    s = herder_settings(load_config(write(base_config(extra=extra))))
+    assert (s.max_slots_ahead, s.max_waiting_envelopes, s.signature_cache, s.max_trusted_nodes) == (4, 10, 100, 50)
+    assert s.pending_limits == PendingLimits(per_node=3, per_node_bytes=8192, total=30, total_bytes=65536)
+    message = config_error(write(base_config(extra="[intake]\npending_total = 0\n")))
+    assert "intake.pending_total" in message

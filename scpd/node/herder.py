@@ -90,7 +90,7 @@ from scpd.node.overlay.overlay import Overlay, Verdict
 from scpd.node.overlay.peer import Peer
 from scpd.node.pending import PendingEnvelopes, PendingLimits, PendingOutcome
 from scpd.node.sigcache import DEFAULT_SIGNATURE_CACHE, SignatureCache
-from scpd.node.trust import TrustedQuorum
+from scpd.node.trust import DEFAULT_MAX_TRUSTED, TrustedQuorum
 from scpd.node.txqueue import AddResult, Outcome, QueueLimits, Refusal, TxQueue
 from scpd.node.values import (
     ConsensusValue,
@@ -132,6 +132,8 @@ class HerderSettings:
     pending_limits: PendingLimits = field(default_factory=PendingLimits)
     # Envelope signature verdicts remembered (scpd.node.sigcache).
     signature_cache: int = DEFAULT_SIGNATURE_CACHE
+    # Nodes the transitive closure of our quorum set may hold, nearest first (scpd.node.trust).
+    max_trusted_nodes: int = DEFAULT_MAX_TRUSTED
     # A stuck slot re-floods our latest statements and asks peers for theirs.
     rebroadcast_interval: float = 2.0
     keep_slots: int = 12
@@ -209,7 +211,7 @@ class Herder(Driver):
         self._externalized: dict[int, bytes] = {}
         self._nominated_at: dict[int, float] = {}
         # Intake (docs/security.md): whom we listen to, future slots, verdicts, equivocation.
-        self.trust = TrustedQuorum(self.node_id, quorum_set)
+        self.trust = TrustedQuorum(self.node_id, quorum_set, settings.max_trusted_nodes)
         self.pending = PendingEnvelopes(settings.pending_limits)
         self.signatures = SignatureCache(settings.signature_cache)
         self.equivocations = EquivocationDetector()

@@ -81,6 +81,7 @@ __all__ = [
     "ConfigFile",
     "ConfigWarning",
     "HttpSection",
+    "IntakeSection",
     "KnownValidator",
     "LedgerSection",
     "LogSection",
@@ -360,6 +361,19 @@ class LedgerSection(_Section):
     record_envelopes: bool = False
 
 
+class IntakeSection(_Section):
+    """How much SCP intake may hold for others (docs/security.md): bounds on what peers can make us keep."""
+
+    max_slots_ahead: int = Field(default=12, ge=1, le=1000)
+    max_waiting_envelopes: int = Field(default=1000, ge=1, le=1_000_000)
+    pending_per_node: int = Field(default=64, ge=1, le=1_000_000)
+    pending_per_node_bytes: int = Field(default=1 << 20, ge=4096, le=1 << 30)
+    pending_total: int = Field(default=4096, ge=1, le=10_000_000)
+    pending_total_bytes: int = Field(default=16 << 20, ge=4096, le=4 << 30)
+    signature_cache: int = Field(default=65_536, ge=1, le=10_000_000)
+    max_trusted_nodes: int = Field(default=10_000, ge=1, le=1_000_000)
+
+
 class HttpSection(_Section):
     """``[http]``: the admin HTTP server (status, and /metrics by default)."""
 
@@ -403,6 +417,7 @@ class ConfigFile(_Section):
     quorum_set: TopQuorumSetSection
     timers: TimersSection = Field(default_factory=TimersSection)
     ledger: LedgerSection = Field(default_factory=LedgerSection)
+    intake: IntakeSection = Field(default_factory=IntakeSection)
     http: HttpSection = Field(default_factory=HttpSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     log: LogSection = Field(default_factory=LogSection)
@@ -458,6 +473,7 @@ class NodeConfig:
     overlay: OverlaySection
     timers: TimersSection
     ledger: LedgerSection
+    intake: IntakeSection
     http_listen: PeerAddress | None
     metrics_enabled: bool
     metrics_listen: PeerAddress | None
@@ -789,6 +805,7 @@ class _Resolver:
             overlay=f.overlay,
             timers=f.timers,
             ledger=f.ledger,
+            intake=f.intake,
             http_listen=http_listen,
             metrics_enabled=f.metrics.enabled,
             metrics_listen=metrics_listen if f.metrics.enabled else None,

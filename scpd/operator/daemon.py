@@ -31,6 +31,7 @@ from scpd.node.metrics import Metrics, stale_after
 from scpd.node.overlay.backoff import Backoff
 from scpd.node.overlay.messages import PeerAddress
 from scpd.node.overlay.overlay import Overlay, OverlayConfig
+from scpd.node.pending import PendingLimits
 from scpd.node.txqueue import QueueLimits
 from scpd.node.values import TxSetLimits
 from scpd.operator.api_metrics import start_metrics_http
@@ -51,7 +52,7 @@ RECEIVED_ENVELOPES_FILE = "received-envelopes.bin"
 
 
 def herder_settings(cfg: NodeConfig) -> HerderSettings:
-    t, lg = cfg.timers, cfg.ledger
+    t, lg, i = cfg.timers, cfg.ledger, cfg.intake
     return HerderSettings(
         slot_interval=t.slot_interval,
         nomination_timeout_initial=t.nomination_timeout_initial,
@@ -68,6 +69,16 @@ def herder_settings(cfg: NodeConfig) -> HerderSettings:
             client_reserve=lg.client_queue_reserve,
         ),
         max_close_time_drift=int(lg.max_close_time_drift),
+        max_slots_ahead=i.max_slots_ahead,
+        max_waiting_envelopes=i.max_waiting_envelopes,
+        pending_limits=PendingLimits(
+            per_node=i.pending_per_node,
+            per_node_bytes=i.pending_per_node_bytes,
+            total=i.pending_total,
+            total_bytes=i.pending_total_bytes,
+        ),
+        signature_cache=i.signature_cache,
+        max_trusted_nodes=i.max_trusted_nodes,
         catchup=CatchupSettings(max_frame=cfg.overlay.max_message_size),
         record_envelopes=cfg.data_dir / RECEIVED_ENVELOPES_FILE if lg.record_envelopes else None,
     )
