@@ -23,6 +23,7 @@ from scpd.base.keys import Keypair, network_id, sign_statement
 from scpd.base.quorum import quorum_set_hash
 from scpd.base.types import NodeID, SCPNomination, SCPQuorumSet, SCPStatement
 from scpd.node.overlay import Overlay, OverlayConfig, OverlayMessage, Peer, PeerAddress, Verdict
+from scpd.node.overlay import peer as peer_module
 from scpd.node.overlay.backoff import Backoff
 from scpd.node.overlay.framing import encode_frame, read_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError, perform_handshake
@@ -38,6 +39,7 @@ from scpd.node.overlay.messages import (
     Transaction,
     TxSetMessage,
     decode_message,
+    encode_message,
 )
 from scpd.node.overlay.session import Session
 
@@ -702,6 +704,30 @@ async def test_rebroadcast_with_force_resends(make_overlay: Factory) -> None:
     await wait_until(lambda: b.stats.flood_received == 2)
     assert b_rec.messages().count(tx) == 1  # the duplicate is recognised by hash
     assert b.stats.flood_duplicates == 1
+
+
+async def test_a_known_flooded_copy_is_dropped_before_it_is_decoded(
+    make_overlay: Factory, raw_peers: list[RawPeer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, a_rec = await make_overlay()  # alone: nobody else decodes what it relays
+    decoded: list[bytes] = []
+    real_decode = peer_module.decode_message
+
+    def counting_decode(data: bytes) -> OverlayMessage:
+        decoded.append(bytes(data))
+        return real_decode(data)
+
+    monkeypatch.setattr(peer_module, "decode_message", counting_decode)
+    raw = await RawPeer.authenticated(a.listen_port)
+    raw_peers.append(raw)
+    tx, after = unique_tx(), unique_tx()
+    await raw.write(raw.sealed(tx) + raw.sealed(tx) + raw.sealed(tx) + raw.sealed(after))
+    await wait_until(lambda: (raw.node_id, after) in a_rec.received, what="the message after the copies")
+    assert a_rec.messages().count(tx) == 1
+    assert a.stats.flood_duplicates == 2
+    assert decoded.count(encode_message(tx)) == 1  # the two copies cost a MAC check and a hash, no decode
+    peer = a.peer(raw.node_id)
+    assert peer is not None and peer.messages_received == 4  # every copy was authenticated in sequence
 
 
 async def test_a_message_the_consumer_ignored_is_delivered_again_when_resent(make_overlay: Factory) -> None:

@@ -17,7 +17,9 @@ stranger, after its AUTH proved its key.
 
 Every authenticated message other than keep-alives goes through
 ``_dispatch``. Flooded kinds (SCP envelopes, transactions) pass the
-floodgate first, so the consumer's handler sees each one exactly once; the
+floodgate first, keyed by the hash of their bytes and before they are even
+decoded (``_screen``), so a copy costs a hash and a lookup and the
+consumer's handler sees each one exactly once; the
 handler's ``Verdict`` decides whether it is relayed to every other peer
 (ACCEPT), dropped quietly (IGNORE) or held against the sender (REJECT). A
 handler that needs time (waiting for a quorum set) returns IGNORE and calls
@@ -566,6 +568,7 @@ class Overlay:
             on_score=self._on_score,
             clock=self._clock,
             answers=self._trusted_answers if self._is_trusted(node, outbound, address) else self._stranger_answers,
+            screen=self._screen,
         )
         self._peers[node] = peer
         peer.start()
@@ -663,21 +666,30 @@ class Overlay:
         else:
             await self._call_handler(peer, message)
 
+    def _screen(self, peer: Peer, kind: int, encoded: bytes) -> bool:
+        """Before decoding: True drops a flooded message the floodgate already knows (a hash and a lookup).
+
+        The floodgate's key is the hash of the message's bytes, so a copy is
+        known without decoding it; the peer is recorded as holding it either way.
+        """
+        if kind not in FLOODED_TYPES:
+            return False
+        self.stats.flood_received += 1
+        if self._floodgate.add(message_hash(encoded), peer.node_id):
+            return False
+        self.stats.flood_duplicates += 1
+        return True
+
     async def _dispatch_flooded(self, peer: Peer, message: OverlayMessage, encoded: bytes) -> None:
+        """A flooded message new to the floodgate (``_screen`` recorded it): judge it, relay it if accepted."""
         digest = message_hash(encoded)
-        try:
-            if not self._floodgate.add(digest, peer.node_id):
-                self.stats.flood_duplicates += 1
-                return
-            verdict = await self._call_handler(peer, message)
-            if verdict is Verdict.ACCEPT:
-                self._flood(digest, encoded)
-            elif verdict is Verdict.IGNORE:
-                # Not used now (too far ahead, waiting for a fetch) is not
-                # "seen": the same message asked for again later must arrive.
-                self._floodgate.discard(digest)
-        finally:
-            self.stats.flood_received += 1
+        verdict = await self._call_handler(peer, message)
+        if verdict is Verdict.ACCEPT:
+            self._flood(digest, encoded)
+        elif verdict is Verdict.IGNORE:
+            # Not used now (too far ahead, waiting for a fetch) is not
+            # "seen": the same message asked for again later must arrive.
+            self._floodgate.discard(digest)
 
     def _unrequested(self, peer: Peer, message: OverlayMessage) -> None:
         """An answer nobody waits for (never asked, or too late): it never reaches memory for long, nor the disk."""
