@@ -67,6 +67,7 @@ from scpd.node.overlay.handshake import Handshake, HandshakeError, HandshakeResu
 from scpd.node.overlay.messages import (
     ANSWERED_TYPES,
     FLOODED_TYPES,
+    MAX_NEIGHBORS,
     MAX_PEER_ADDRESSES,
     Auth,
     DontHave,
@@ -76,10 +77,12 @@ from scpd.node.overlay.messages import (
     GetTxSet,
     Hello,
     MessageType,
+    Neighbors,
     OverlayMessage,
     PeerAddress,
     Peers,
     QuorumSetMessage,
+    ScpMessage,
     TxSetMessage,
     encode_message,
     message_hash,
@@ -104,6 +107,8 @@ Handler = Callable[[Peer, OverlayMessage], Verdict | Awaitable[Verdict | None] |
 
 REJECT_POINTS = 25
 PROTOCOL_POINTS = 50
+# Peer-set changes within this many seconds are announced to the peers together (NEIGHBORS).
+NEIGHBORS_DELAY = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +227,9 @@ class Overlay:
         self._settings = config.peer_settings()
         self._peers: dict[NodeID, Peer] = {}
         self._floodgate = Floodgate(config.flood_memory)
+        # What each peer says it is connected to (NEIGHBORS): relay hints, see ``_relay_targets``.
+        self._neighbors: dict[NodeID, frozenset[NodeID]] = {}
+        self._announce: asyncio.TimerHandle | None = None
         self._bans = BanList(clock)
         self._churn = KeyChurn(config.new_key_interval, clock)
         self._answer_total = ByteBudget(BudgetSettings(config.answer_total_rate, config.answer_total_burst), clock)
@@ -268,6 +276,8 @@ class Overlay:
             self._server.close()
         if self._maintenance is not None:
             self._maintenance.cancel()
+        if self._announce is not None:
+            self._announce.cancel()
         for task in list(self._tasks):
             task.cancel()
         peers = list(self._peers.values())
@@ -574,6 +584,7 @@ class Overlay:
         peer.start()
         if self.config.share_peers:
             self._send_peers(peer)
+        self._neighbors_changed()
         log.info("peer connected", peer=str(node), outbound=outbound, address=str(address))
         return peer
 
@@ -595,6 +606,8 @@ class Overlay:
     def _on_peer_closed(self, peer: Peer, reason: str) -> None:
         if self._peers.get(peer.node_id) is peer:
             del self._peers[peer.node_id]
+            self._neighbors.pop(peer.node_id, None)
+            self._neighbors_changed()
             self._floodgate.forget_peer(peer.node_id)
             self._qsets.peer_gone(peer.node_id)
             self._txsets.peer_gone(peer.node_id)
@@ -656,6 +669,9 @@ class Overlay:
         elif isinstance(message, DontHave):
             table = self._qsets if message.request_type == MessageType.GET_SCP_QUORUMSET else self._txsets
             table.refuse(message.item_hash, peer.node_id)
+        elif isinstance(message, Neighbors):
+            if self._peers.get(peer.node_id) is peer:
+                self._neighbors[peer.node_id] = frozenset(message.nodes)
         elif isinstance(message, Peers):
             own = PeerAddress(self.config.listen_host, self.listen_port) if self.listen_port else None
             for address in message.addresses:
@@ -685,7 +701,7 @@ class Overlay:
         digest = message_hash(encoded)
         verdict = await self._call_handler(peer, message)
         if verdict is Verdict.ACCEPT:
-            self._flood(digest, encoded)
+            self._flood(digest, encoded, self._relay_targets(digest, message))
         elif verdict is Verdict.IGNORE:
             # Not used now (too far ahead, waiting for a fetch) is not
             # "seen": the same message asked for again later must arrive.
@@ -744,12 +760,41 @@ class Overlay:
         self.stats.flood_sent += sent
         return sent
 
+    def _relay_targets(self, digest: bytes, message: OverlayMessage) -> list[NodeID]:
+        """The peers a flooded message goes to: those that do not have it and will not get it anyway.
+
+        Besides the floodgate's holders (who sent it to us, or got it from us),
+        an SCP envelope is not relayed to its signer, nor to a peer that says
+        (NEIGHBORS) it is connected to the signer: a node sends its own
+        envelopes to every peer itself, so that peer hears it first hand. On a
+        full mesh nothing is relayed at all; on a sparse graph every node that
+        is not the signer's neighbour is still reached through relays
+        (docs/protocol.md §4).
+        """
+        peers: Iterable[NodeID] = self._peers
+        if isinstance(message, ScpMessage):
+            signer = message.envelope.statement.node_id
+            if signer != self.node_id:
+                peers = [p for p in self._peers if p != signer and signer not in self._neighbors.get(p, ())]
+        return self._floodgate.targets(digest, peers)
+
     def relay(self, message: OverlayMessage, origin: Peer | None = None) -> int:
-        """Send a flooded message to every peer that does not have it yet; returns how many."""
+        """Send a flooded message to every peer that does not have it and will not get it anyway; returns how many."""
         encoded = encode_message(message)
         digest = message_hash(encoded)
         self._floodgate.add(digest, origin.node_id if origin is not None else None)
-        return self._flood(digest, encoded)
+        return self._flood(digest, encoded, self._relay_targets(digest, message))
+
+    def _neighbors_changed(self) -> None:
+        """Our peer set changed: tell every peer shortly (changes in a burst make one announcement)."""
+        if self._announce is None and self._running:
+            self._announce = asyncio.get_running_loop().call_later(NEIGHBORS_DELAY, self._announce_neighbors)
+
+    def _announce_neighbors(self) -> None:
+        self._announce = None
+        nodes = tuple(self._peers)[:MAX_NEIGHBORS]
+        for peer in list(self._peers.values()):
+            peer.send(Neighbors(nodes))
 
     def broadcast(self, message: OverlayMessage, *, force: bool = False) -> int:
         """Flood a message of our own; ``force`` resends even to peers that have it."""
