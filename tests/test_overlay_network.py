@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -692,6 +693,94 @@ async def test_flooding_reaches_every_node_exactly_once(make_overlay: Factory, r
     assert sum(o.stats.flood_duplicates for o in overlays) > 0 or not ring
     # A second broadcast of the same message goes nowhere: every peer already has it.
     assert overlays[0].broadcast(originals[overlays[0].node_id][0]) == 0
+
+
+def random_links(n: int, seed: int, low: int = 4, high: int = 8) -> list[tuple[int, int]]:
+    """A connected graph (a ring plus random chords) where every degree is within low..high."""
+    rng = random.Random(seed)
+    links = {(i, (i + 1) % n) for i in range(n)}
+    degree = [2] * n
+    for i in rng.sample(range(n), n):
+        want = rng.randint(low, high)
+        others = [j for j in rng.sample(range(n), n) if j != i and (i, j) not in links and (j, i) not in links]
+        for j in others:
+            if degree[i] >= want:
+                break
+            if degree[j] < high:
+                links.add((i, j))
+                degree[i] += 1
+                degree[j] += 1
+    assert all(low <= d <= high for d in degree), degree
+    return sorted(links)
+
+
+async def build_graph(
+    make_overlay: Factory, n: int, links: list[tuple[int, int]]
+) -> tuple[list[Overlay], list[Recorder]]:
+    """Overlays connected along ``links``, once each has heard whom its peers are connected to."""
+    nodes = [await make_overlay() for _ in range(n)]
+    overlays = [o for o, _ in nodes]
+    for i, j in links:
+        overlays[i].add_address(address_of(overlays[j]), preferred=True)
+    adjacent: list[set[NodeID]] = [set() for _ in range(n)]
+    for i, j in links:
+        adjacent[i].add(overlays[j].node_id)
+        adjacent[j].add(overlays[i].node_id)
+    ids = {o.node_id: k for k, o in enumerate(overlays)}
+
+    def settled() -> bool:
+        return all(
+            {p.node_id for p in o.peers} == adjacent[k]
+            and all(o.neighbors_of(p) == adjacent[ids[p]] for p in adjacent[k])
+            for k, o in enumerate(overlays)
+        )
+
+    await wait_until(settled, timeout=30, what="graph up and neighbours announced")
+    return overlays, [r for _, r in nodes]
+
+
+def own_envelope(o: Overlay) -> ScpMessage:
+    statement = SCPStatement(o.node_id, 42, SCPNomination(bytes(32), (o.node_id.ed25519,), ()))
+    return ScpMessage(sign_statement(o.keypair, NET_ID, statement))
+
+
+TOPOLOGIES = {
+    "line": [(i, i + 1) for i in range(24)],
+    "ring": [(i, (i + 1) % 25) for i in range(25)],
+    "random-4-8-seed1": random_links(25, 1),
+    "random-4-8-seed2": random_links(25, 2),
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", list(TOPOLOGIES))
+async def test_relay_hints_still_reach_every_node_of_a_sparse_graph(make_overlay: Factory, name: str) -> None:
+    overlays, recorders = await build_graph(make_overlay, 25, TOPOLOGIES[name])
+    envelopes = {o.node_id: own_envelope(o) for o in overlays}
+    for o in overlays:
+        assert o.broadcast(envelopes[o.node_id]) == len(o.peers)
+    await wait_until(lambda: quiescent(overlays), timeout=30, what="flooding settled")
+    for o, rec in zip(overlays, recorders, strict=True):
+        expected = Counter(m for node, m in envelopes.items() if node != o.node_id)
+        assert Counter(rec.messages()) == expected  # every other node's envelope, once each
+
+
+@pytest.mark.timeout(120)
+async def test_on_a_full_mesh_envelopes_are_not_relayed_at_all(make_overlay: Factory) -> None:
+    n = 8
+    overlays, recorders = await build_graph(make_overlay, n, [(i, j) for i in range(n) for j in range(i + 1, n)])
+    for o in overlays:
+        assert o.broadcast(own_envelope(o)) == n - 1
+    for rec in recorders:
+        await wait_until(lambda rec=rec: len(rec.messages()) == n - 1, what="every envelope")  # type: ignore[misc]
+    await wait_until(lambda: quiescent(overlays), what="flooding settled")
+    assert sum(o.stats.flood_duplicates for o in overlays) == 0
+    assert sum(o.stats.flood_sent for o in overlays) == n * (n - 1)  # the signers' own sends, no relays
+    # A transaction has no signer to hear it from: it is still relayed (and met again as duplicates).
+    assert overlays[0].broadcast(unique_tx()) == n - 1
+    await wait_until(lambda: all(isinstance(r.messages()[-1], Transaction) for r in recorders[1:]), what="tx")
+    await wait_until(lambda: quiescent(overlays), what="flooding settled")
+    assert sum(o.stats.flood_duplicates for o in overlays) > 0
 
 
 async def test_rebroadcast_with_force_resends(make_overlay: Factory) -> None:

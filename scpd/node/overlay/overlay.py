@@ -312,6 +312,10 @@ class Overlay:
     def known_addresses(self) -> list[PeerAddress]:
         return list(self._known)
 
+    def neighbors_of(self, node: NodeID) -> frozenset[NodeID]:
+        """The nodes a peer last said it is connected to (empty until it said)."""
+        return self._neighbors.get(node, frozenset())
+
     def dial_failures(self, address: PeerAddress) -> int:
         """Consecutive failed dials of an address (0 after a success)."""
         state = self._dial.get(address)
