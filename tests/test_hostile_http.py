@@ -34,7 +34,8 @@ def _status(url: str, method: str, body: bytes | None) -> int:
     req.add_header("Content-Type", "application/octet-stream")
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
-            resp.read()
+            if resp.headers.get_content_type() != "text/event-stream":  # GET /events never ends
+                resp.read()
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -42,7 +43,7 @@ def _status(url: str, method: str, body: bytes | None) -> int:
 
 def _routes(config: Path) -> list[tuple[str, str]]:
     """(method, path template) of every route, from the app the daemon builds."""
-    ctx: Any = NodeContext(config=load_config(config), herder=None, overlay=None, store=None)  # type: ignore[arg-type]
+    ctx: Any = NodeContext(config=load_config(config), herder=None, overlay=None, store=None, watch=None)  # type: ignore[arg-type]
     app = build_app(ctx)
     out = []
     for route in app.router.routes():
