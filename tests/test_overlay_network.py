@@ -35,6 +35,7 @@ from scpd.node.overlay.messages import (
     GetQuorumSet,
     GetTxSet,
     MessageType,
+    Neighbors,
     QuorumSetMessage,
     ScpMessage,
     Transaction,
@@ -783,6 +784,46 @@ async def test_on_a_full_mesh_envelopes_are_not_relayed_at_all(make_overlay: Fac
     assert sum(o.stats.flood_duplicates for o in overlays) > 0
 
 
+async def next_envelope(raw: RawPeer) -> ScpMessage:
+    """Read what the overlay sends ``raw`` (keep-alives, NEIGHBORS, PEERS) until an SCP envelope."""
+    assert raw.session is not None
+    async with asyncio.timeout(WAIT):
+        while True:
+            message = raw.session.open(await read_frame(raw.reader))[0]
+            if isinstance(message, ScpMessage):
+                return message
+
+
+async def test_a_peer_that_says_it_is_connected_to_the_signer_is_not_relayed_its_envelopes(
+    served: Any, raw_peers: list[RawPeer]
+) -> None:
+    a, _, b, _ = served
+    claims, silent = await RawPeer.authenticated(a.listen_port), await RawPeer.authenticated(a.listen_port)
+    raw_peers.extend([claims, silent])
+    await wait_until(lambda: a.peer(claims.node_id) is not None and a.peer(silent.node_id) is not None)
+    # The claim is about the claimer alone: it cannot keep the signer's envelopes from anybody else.
+    await claims.write(claims.sealed(Neighbors((b.node_id, silent.node_id))))
+    await wait_until(lambda: a.neighbors_of(claims.node_id) == {b.node_id, silent.node_id}, what="claim heard")
+    envelope = own_envelope(b)
+    assert b.broadcast(envelope) == 1
+    assert await next_envelope(silent) == envelope
+    assert a.stats.flood_sent == 1  # to the silent peer only: not back to b, not to the claimer
+    # Once the claimer says it lost the signer, it is relayed the signer's envelopes again.
+    await claims.write(claims.sealed(Neighbors(())))
+    await wait_until(lambda: a.neighbors_of(claims.node_id) == frozenset(), what="new claim heard")
+    later = ScpMessage(
+        sign_statement(b.keypair, NET_ID, SCPStatement(b.node_id, 43, SCPNomination(bytes(32), (b"v",), ())))
+    )
+    assert b.broadcast(later) == 1
+    assert await next_envelope(claims) == later
+    # Our own envelopes go to every peer, whatever they claim about us.
+    await claims.write(claims.sealed(Neighbors((a.node_id,))))
+    await wait_until(lambda: a.neighbors_of(claims.node_id) == {a.node_id}, what="claim about a")
+    mine = own_envelope(a)
+    assert a.broadcast(mine) == 3
+    assert await next_envelope(claims) == mine
+
+
 async def test_rebroadcast_with_force_resends(make_overlay: Factory) -> None:
     a, _ = await make_overlay()
     b, b_rec = await make_overlay()
@@ -800,7 +841,7 @@ async def test_a_known_flooded_copy_is_dropped_before_it_is_decoded(
 ) -> None:
     a, a_rec = await make_overlay()  # alone: nobody else decodes what it relays
     decoded: list[bytes] = []
-    real_decode = peer_module.decode_message
+    real_decode = decode_message
 
     def counting_decode(data: bytes) -> OverlayMessage:
         decoded.append(bytes(data))

@@ -705,7 +705,7 @@ class Overlay:
         digest = message_hash(encoded)
         verdict = await self._call_handler(peer, message)
         if verdict is Verdict.ACCEPT:
-            self._flood(digest, encoded, self._relay_targets(digest, message))
+            self._flood(encoded, self._relay_targets(digest, message))
         elif verdict is Verdict.IGNORE:
             # Not used now (too far ahead, waiting for a fetch) is not
             # "seen": the same message asked for again later must arrive.
@@ -753,9 +753,7 @@ class Overlay:
             peer.score(f"rejected {type(message).__name__}", REJECT_POINTS)
         return verdict
 
-    def _flood(self, digest: bytes, encoded: bytes, targets: Iterable[NodeID] | None = None) -> int:
-        if targets is None:
-            targets = self._floodgate.targets(digest, self._peers)
+    def _flood(self, encoded: bytes, targets: Iterable[NodeID]) -> int:
         sent = 0
         for node in targets:
             peer = self._peers.get(node)
@@ -787,7 +785,7 @@ class Overlay:
         encoded = encode_message(message)
         digest = message_hash(encoded)
         self._floodgate.add(digest, origin.node_id if origin is not None else None)
-        return self._flood(digest, encoded, self._relay_targets(digest, message))
+        return self._flood(encoded, self._relay_targets(digest, message))
 
     def _neighbors_changed(self) -> None:
         """Our peer set changed: tell every peer shortly (changes in a burst make one announcement)."""
@@ -807,7 +805,7 @@ class Overlay:
         encoded = encode_message(message)
         digest = message_hash(encoded)
         self._floodgate.targets(digest, self._peers)
-        return self._flood(digest, encoded, list(self._peers))
+        return self._flood(encoded, list(self._peers))
 
     def _send_peers(self, peer: Peer) -> None:
         addresses: list[PeerAddress] = []
