@@ -74,6 +74,7 @@ from scpd.node.overlay.messages import (
     ErrorCode,
     ErrorMessage,
     GetQuorumSet,
+    GetScpState,
     GetTxSet,
     Hello,
     MessageType,
@@ -230,6 +231,7 @@ class Overlay:
         # What each peer says it is connected to (NEIGHBORS): relay hints, see ``_relay_targets``.
         self._neighbors: dict[NodeID, frozenset[NodeID]] = {}
         self._announce: asyncio.TimerHandle | None = None
+        self._scp_slot = 0  # the highest slot of an SCP envelope accepted or sent: what a new peer is asked for
         self._bans = BanList(clock)
         self._churn = KeyChurn(config.new_key_interval, clock)
         self._answer_total = ByteBudget(BudgetSettings(config.answer_total_rate, config.answer_total_burst), clock)
@@ -588,6 +590,9 @@ class Overlay:
         peer.start()
         if self.config.share_peers:
             self._send_peers(peer)
+        # What the peer sent before this connection (on one that was replaced, or while we were down) may
+        # be lost, and with relay hints nobody else sends it: ask for its statements of the current slots.
+        peer.send(GetScpState(max(self._scp_slot - 1, 0)))
         self._neighbors_changed()
         log.info("peer connected", peer=str(node), outbound=outbound, address=str(address))
         return peer
@@ -775,6 +780,7 @@ class Overlay:
         """
         peers: Iterable[NodeID] = self._peers
         if isinstance(message, ScpMessage):
+            self._scp_slot = max(self._scp_slot, message.envelope.statement.slot_index)
             signer = message.envelope.statement.node_id
             if signer != self.node_id:
                 peers = [p for p in self._peers if p != signer and signer not in self._neighbors.get(p, ())]
