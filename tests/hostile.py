@@ -129,6 +129,9 @@ class HostilePeer:
     ) -> HostilePeer:
         """A TCP connection to 127.0.0.1:``port`` with no handshake yet (``handshake`` does it)."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Our ephemeral port may be one a node under test must bind again after a restart:
+        # with SO_REUSEADDR it can, even while this socket lingers in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.settimeout(timeout)

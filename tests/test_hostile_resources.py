@@ -257,6 +257,20 @@ def junk_transactions(net: Network, count: int = 175_000, batch: int = 5000, cli
     return Figures(ledgers_during=ledgers_since(net, before), extra=refused)
 
 
+def client_socket(port: int) -> socket.socket:
+    """A TCP connection to 127.0.0.1:``port`` that never keeps a restarted node from binding its port.
+
+    Its ephemeral port may be one a node listens on (node2's, while it is
+    down); with SO_REUSEADDR the node can still bind it, even while this
+    socket lingers in TIME_WAIT.
+    """
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.settimeout(5)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
 def silent_connections(net: Network, silent: int = 500, strangers: int = 8) -> Figures:
     """Silent TCP connections and handshaken strangers fill node4; ``extra``: seconds until node2 is back.
 
@@ -275,8 +289,7 @@ def silent_connections(net: Network, silent: int = 500, strangers: int = 8) -> F
             except (HandshakeError, OSError):
                 break
         for _ in range(silent):
-            s = socket.create_connection(("127.0.0.1", endpoint.port), timeout=5)
-            stack.callback(s.close)
+            stack.enter_context(client_socket(endpoint.port))
         target.poll_log()
         seen = len(target.records)
         started = time.monotonic()

@@ -79,13 +79,17 @@ async def test_a_full_disk_is_retried_reported_and_outlived_without_banning_anyo
         await until(lambda: herder.tip.slot >= 3, 60, "a few ledgers before the disk fills")
 
         cap_pages(herder.store, None)
-        await until(lambda: not herder.storage.ok, 60, "a write to fail on the full disk")
+        ledger_failures = {"kind": "ledger"}
+        await until(
+            lambda: sample(herder, "scpd_storage_write_failures_total", ledger_failures) >= 1,
+            60,
+            "a ledger write to fail on the full disk",
+        )
         stuck_at = herder.tip.slot
         status, body = await asyncio.to_thread(readyz, net.nodes[0].http_url)
         assert status == 503 and body["ready"] is False
         assert "disk is full" in body["storage"]["error"]
         assert sample(herder, "scpd_storage_failing") == 1
-        assert sample(herder, "scpd_storage_write_failures_total", {"kind": "ledger"}) >= 1
 
         # The others go on without us; we neither write nor ask for ledgers past the unwritten one.
         await asyncio.to_thread(net.wait_slot, stuck_at + 6, others, 60)

@@ -98,8 +98,9 @@ SCHEMA_VERSION = 2
 MAX_PEERS = 1000
 # How many of the latest ledgers the node re-walks (hashes recomputed) at every start. The recent
 # ledgers are the ones a crash, a bad disk or a hand edit most likely touched and the ones peers ask
-# for when they catch up; 128 full ledgers (1 MiB tx sets) read and hash in about a second, so the
-# start stays quick however long the chain. `scpd ledger verify` walks the whole chain.
+# for when they catch up; a full ledger (1,000 transactions of 1 kB) re-walks in about 20 ms on a
+# loaded 2-core machine, so 128 of them take a few seconds at most, however long the chain.
+# `scpd ledger verify` walks the whole chain.
 START_CHECK_LEDGERS = 128
 
 WriteObserver = Callable[[str, float], None]

@@ -161,7 +161,8 @@ def _open_checked(cfg: NodeConfig, metrics: Metrics) -> LedgerStore:
 
 async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], None] | None) -> int:
     metrics = Metrics()
-    store = _open_checked(cfg, metrics)
+    # The quick check reads the whole file and the chain walk hashes 128 ledgers: off the loop.
+    store = await asyncio.to_thread(_open_checked, cfg, metrics)
     herder = Herder(
         cfg.keypair,
         cfg.network_id,

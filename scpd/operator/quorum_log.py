@@ -11,7 +11,12 @@ the node says how its quorum is doing without being asked:
   delayed) must fail before the failed ones block every slice of ours
   (``fail_with``: one smallest such set; ``fail_at`` is 0 when they already
   do, null when no failure can block us). Every ``slot_interval`` while the
-  node is not synced (warning), every ``SYNCED_INTERVAL`` while it is (info).
+  node is not synced, every ``SYNCED_INTERVAL`` while it is; at warning level
+  while ``stuck`` (it had ledgers and lost them), at info otherwise (a
+  ``joining`` node has never reached its quorum: the line says who is
+  missing, and ``dial failed`` says why). A node that just started is
+  expected to be joining: its lines begin once it has been joining for
+  ``stale_after`` (three slots, at least 10 s), unless it syncs first.
 * ``lost sync`` (warning) when a synced node stops being synced, ``back in
   sync`` (info) when it is synced again; ``in sync`` the first time.
 
@@ -29,8 +34,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from scpd.base.types import NodeID, SCPQuorumSet
-from scpd.node.metrics import MemberState
+from scpd.base.types import NodeID
+from scpd.node.metrics import MemberState, stale_after
 from scpd.operator.http_api import NodeContext
 from scpd.operator.status import NodeStatus, node_status
 
@@ -53,19 +58,19 @@ class LogLine:
 class QuorumLog:
     """What to log about the quorum at each check (see the module docstring)."""
 
-    def __init__(
-        self, quorum_set: SCPQuorumSet, local: NodeID, label: Callable[[NodeID], str], slot_interval: float
-    ) -> None:
-        self._qset = quorum_set
-        self._local = local
+    def __init__(self, label: Callable[[NodeID], str], slot_interval: float, joining_grace: float) -> None:
         self._label = label
         self._slot_interval = slot_interval
+        self._joining_grace = joining_grace
+        self._first_check: float | None = None
         self._state: str | None = None
         self._ever_synced = False
         self._last_line = float("-inf")
 
     def lines(self, status: NodeStatus, ledger: int, now: float) -> list[LogLine]:
         out: list[LogLine] = []
+        if self._first_check is None:
+            self._first_check = now
         synced = status.state == "synced"
         was_synced = self._state == "synced"
         if synced and not was_synced:
@@ -75,10 +80,13 @@ class QuorumLog:
             out.append(LogLine("warning", "lost sync", {"ledger": ledger, "state": status.state}))
         changed = status.state != self._state
         self._state = status.state
+        if status.state == "joining" and now - self._first_check < self._joining_grace:
+            return out  # just started: joining is expected, not news
         interval = SYNCED_INTERVAL if synced else self._slot_interval
         if changed or now - self._last_line >= interval:
             self._last_line = now
-            out.append(LogLine("info" if synced else "warning", "quorum", self._summary(status, ledger)))
+            level = "warning" if status.state == "stuck" else "info"
+            out.append(LogLine(level, "quorum", self._summary(status, ledger)))
         return out
 
     def _summary(self, status: NodeStatus, ledger: int) -> dict[str, object]:
@@ -100,7 +108,9 @@ class QuorumLog:
 async def run_quorum_log(ctx: NodeContext) -> None:
     """Check the quorum every second for the node's lifetime and log what :class:`QuorumLog` says."""
     herder = ctx.herder
-    quorum_log = QuorumLog(herder.scp.quorum_set, herder.node_id, ctx.config.label, ctx.config.timers.slot_interval)
+    cfg = ctx.config
+    slot_interval = cfg.timers.slot_interval
+    quorum_log = QuorumLog(lambda n: cfg.name_of(n) or str(n), slot_interval, joining_grace=stale_after(slot_interval))
     while True:
         now = time.time()
         for line in quorum_log.lines(node_status(ctx.config, herder, now), herder.tip.slot, now):

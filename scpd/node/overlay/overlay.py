@@ -419,7 +419,8 @@ class Overlay:
         except OverlayError as exc:
             state.failures += 1
             state.next_attempt = self._clock() + self.config.backoff.delay(state.failures)
-            log.warning(
+            # The first failure is often a peer still starting: a warning once it fails again.
+            (log.warning if state.failures > 1 else log.info)(
                 "dial failed",
                 address=str(address),
                 error=str(exc),

@@ -102,7 +102,9 @@ function showQuorum(quorum) {
   const s = quorum.summary;
   $("quorum-summary").textContent =
     `${s.threshold} of ${s.validators} · agree ${s.agree}, delayed ${s.delayed}, missing ${s.missing}, ` +
-    `disagree ${s.disagree} · ` +
+    `disagree ${s.disagree}` +
+    (s.equivocating ? `, equivocating ${s.equivocating}` : "") +
+    " · " +
     (s.fail_at === null ? "no failure can block this node" : `${s.fail_at} more failure(s) block this node`) +
     (s.fail_with && s.fail_with.length ? ` (${s.fail_with.join(", ")})` : "");
   showMembers();
