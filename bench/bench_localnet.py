@@ -188,6 +188,32 @@ def _growth(rows: list[dict[str, float]]) -> str:
     return f"{math.log(hi['cpu_ms'] / lo['cpu_ms']) / math.log(hi['nodes'] / lo['nodes']):.2f}"
 
 
+def _targets(rows: list[dict[str, float]], growth: str) -> list[str]:
+    """Each of issue 13's targets that these rows can judge, met or not (p50 needs a before run)."""
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    lines = []
+    for r in rows:
+        n, where = int(r["nodes"]), f"at {int(r['nodes'])} validators"
+        lines.append(
+            f"flood duplicates <= 1 per distinct envelope {where}: {r['dup_per_distinct']:.2f}, "
+            + verdict(r["dup_per_distinct"] <= 1.0)
+        )
+        lines.append(
+            f"zero repeated signature checks {where}: {r['repeated_checks']:.1f}, " + verdict(r["repeated_checks"] == 0)
+        )
+        bound = 3.0 if n == 10 else 4.0 if n == 25 else None
+        if bound is not None:
+            lines.append(
+                f"CPU / floor <= {bound:g}x {where}: {r['floor_ratio']:.1f}x, " + verdict(r["floor_ratio"] <= bound)
+            )
+    if growth != "n/a":
+        lines.append(f"CPU per slot per node no faster than N^1.0: N^{growth}, " + verdict(float(growth) <= 1.0))
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", nargs="+", default=["4", "7", "10", "16", "25:5"], help="N or N:SLOT_INTERVAL")
@@ -206,6 +232,8 @@ def main() -> int:
         rows.append(r)
     growth = _growth([r for r in rows if r["interval"] == rows[0]["interval"]])
     print(f"CPU per slot per node grows as N^{growth} (rows at {rows[0]['interval']:g} s slots)")
+    targets = _targets(rows, growth)
+    print("\n".join(targets))
     if args.write:
         table = ["| " + " | ".join(title for _, title, _ in COLUMNS) + " |", "|" + "---:|" * len(COLUMNS)]
         table += ["| " + " | ".join(fmt.format(r[key]) for key, _, fmt in COLUMNS) + " |" for r in rows]
@@ -216,7 +244,10 @@ def main() -> int:
             f"(connection set-up) are not counted. One PyNaCl verify costs {1e6 * floor_unit:.1f} us CPU "
             "here (the floor's unit). Distinct envelopes are what the other nodes emitted; repeated checks "
             "are signature checks beyond that. CPU per slot per node grows as "
-            f"N^{growth} across the rows at {rows[0]['interval']:g} s slots.\n\n" + "\n".join(table),
+            f"N^{growth} across the rows at {rows[0]['interval']:g} s slots.\n\n"
+            + "\n".join(table)
+            + "\n\nTargets (issue 13):\n\n"
+            + "\n".join(f"- {line}" for line in targets),
             cmd,
         )
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,7 @@ from scpd.base.keys import Keypair, network_id, sign_statement
 from scpd.base.quorum import quorum_set_hash
 from scpd.base.types import NodeID, SCPNomination, SCPQuorumSet, SCPStatement
 from scpd.node.overlay import Overlay, OverlayConfig, OverlayMessage, Peer, PeerAddress, Verdict
+from scpd.node.overlay import peer as peer_module
 from scpd.node.overlay.backoff import Backoff
 from scpd.node.overlay.framing import encode_frame, read_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError, perform_handshake
@@ -31,13 +33,16 @@ from scpd.node.overlay.messages import (
     ErrorCode,
     ErrorMessage,
     GetQuorumSet,
+    GetScpState,
     GetTxSet,
     MessageType,
+    Neighbors,
     QuorumSetMessage,
     ScpMessage,
     Transaction,
     TxSetMessage,
     decode_message,
+    encode_message,
 )
 from scpd.node.overlay.session import Session
 
@@ -68,6 +73,8 @@ class Recorder:
     quorum_sets: dict[bytes, SCPQuorumSet] = field(default_factory=dict)
 
     def __call__(self, peer: Peer, message: OverlayMessage) -> Verdict:
+        if isinstance(message, GetScpState):
+            return Verdict.IGNORE  # every new connection asks for it; these tests have no SCP state
         if isinstance(message, GetQuorumSet):
             qset = self.quorum_sets.get(message.item_hash)
             if qset is None:
@@ -692,6 +699,134 @@ async def test_flooding_reaches_every_node_exactly_once(make_overlay: Factory, r
     assert overlays[0].broadcast(originals[overlays[0].node_id][0]) == 0
 
 
+def random_links(n: int, seed: int, low: int = 4, high: int = 8) -> list[tuple[int, int]]:
+    """A connected graph (a ring plus random chords) where every degree is within low..high."""
+    rng = random.Random(seed)
+    links = {(i, (i + 1) % n) for i in range(n)}
+    degree = [2] * n
+    for i in rng.sample(range(n), n):
+        want = rng.randint(low, high)
+        others = [j for j in rng.sample(range(n), n) if j != i and (i, j) not in links and (j, i) not in links]
+        for j in others:
+            if degree[i] >= want:
+                break
+            if degree[j] < high:
+                links.add((i, j))
+                degree[i] += 1
+                degree[j] += 1
+    assert all(low <= d <= high for d in degree), degree
+    return sorted(links)
+
+
+async def build_graph(
+    make_overlay: Factory, n: int, links: list[tuple[int, int]]
+) -> tuple[list[Overlay], list[Recorder]]:
+    """Overlays connected along ``links``, once each has heard whom its peers are connected to."""
+    nodes = [await make_overlay() for _ in range(n)]
+    overlays = [o for o, _ in nodes]
+    for i, j in links:
+        overlays[i].add_address(address_of(overlays[j]), preferred=True)
+    adjacent: list[set[NodeID]] = [set() for _ in range(n)]
+    for i, j in links:
+        adjacent[i].add(overlays[j].node_id)
+        adjacent[j].add(overlays[i].node_id)
+    ids = {o.node_id: k for k, o in enumerate(overlays)}
+
+    def settled() -> bool:
+        return all(
+            {p.node_id for p in o.peers} == adjacent[k]
+            and all(o.neighbors_of(p) == adjacent[ids[p]] for p in adjacent[k])
+            for k, o in enumerate(overlays)
+        )
+
+    await wait_until(settled, timeout=30, what="graph up and neighbours announced")
+    return overlays, [r for _, r in nodes]
+
+
+def own_envelope(o: Overlay) -> ScpMessage:
+    statement = SCPStatement(o.node_id, 42, SCPNomination(bytes(32), (o.node_id.ed25519,), ()))
+    return ScpMessage(sign_statement(o.keypair, NET_ID, statement))
+
+
+TOPOLOGIES = {
+    "line": [(i, i + 1) for i in range(24)],
+    "ring": [(i, (i + 1) % 25) for i in range(25)],
+    "random-4-8-seed1": random_links(25, 1),
+    "random-4-8-seed2": random_links(25, 2),
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", list(TOPOLOGIES))
+async def test_relay_hints_still_reach_every_node_of_a_sparse_graph(make_overlay: Factory, name: str) -> None:
+    overlays, recorders = await build_graph(make_overlay, 25, TOPOLOGIES[name])
+    envelopes = {o.node_id: own_envelope(o) for o in overlays}
+    for o in overlays:
+        assert o.broadcast(envelopes[o.node_id]) == len(o.peers)
+    await wait_until(lambda: quiescent(overlays), timeout=30, what="flooding settled")
+    for o, rec in zip(overlays, recorders, strict=True):
+        expected = Counter(m for node, m in envelopes.items() if node != o.node_id)
+        assert Counter(rec.messages()) == expected  # every other node's envelope, once each
+
+
+@pytest.mark.timeout(120)
+async def test_on_a_full_mesh_envelopes_are_not_relayed_at_all(make_overlay: Factory) -> None:
+    n = 8
+    overlays, recorders = await build_graph(make_overlay, n, [(i, j) for i in range(n) for j in range(i + 1, n)])
+    for o in overlays:
+        assert o.broadcast(own_envelope(o)) == n - 1
+    for rec in recorders:
+        await wait_until(lambda rec=rec: len(rec.messages()) == n - 1, what="every envelope")  # type: ignore[misc]
+    await wait_until(lambda: quiescent(overlays), what="flooding settled")
+    assert sum(o.stats.flood_duplicates for o in overlays) == 0
+    assert sum(o.stats.flood_sent for o in overlays) == n * (n - 1)  # the signers' own sends, no relays
+    # A transaction has no signer to hear it from: it is still relayed (and met again as duplicates).
+    assert overlays[0].broadcast(unique_tx()) == n - 1
+    await wait_until(lambda: all(isinstance(r.messages()[-1], Transaction) for r in recorders[1:]), what="tx")
+    await wait_until(lambda: quiescent(overlays), what="flooding settled")
+    assert sum(o.stats.flood_duplicates for o in overlays) > 0
+
+
+async def next_envelope(raw: RawPeer) -> ScpMessage:
+    """Read what the overlay sends ``raw`` (keep-alives, NEIGHBORS, PEERS) until an SCP envelope."""
+    assert raw.session is not None
+    async with asyncio.timeout(WAIT):
+        while True:
+            message = raw.session.open(await read_frame(raw.reader))[0]
+            if isinstance(message, ScpMessage):
+                return message
+
+
+async def test_a_peer_that_says_it_is_connected_to_the_signer_is_not_relayed_its_envelopes(
+    served: Any, raw_peers: list[RawPeer]
+) -> None:
+    a, _, b, _ = served
+    claims, silent = await RawPeer.authenticated(a.listen_port), await RawPeer.authenticated(a.listen_port)
+    raw_peers.extend([claims, silent])
+    await wait_until(lambda: a.peer(claims.node_id) is not None and a.peer(silent.node_id) is not None)
+    # The claim is about the claimer alone: it cannot keep the signer's envelopes from anybody else.
+    await claims.write(claims.sealed(Neighbors((b.node_id, silent.node_id))))
+    await wait_until(lambda: a.neighbors_of(claims.node_id) == {b.node_id, silent.node_id}, what="claim heard")
+    envelope = own_envelope(b)
+    assert b.broadcast(envelope) == 1
+    assert await next_envelope(silent) == envelope
+    assert a.stats.flood_sent == 1  # to the silent peer only: not back to b, not to the claimer
+    # Once the claimer says it lost the signer, it is relayed the signer's envelopes again.
+    await claims.write(claims.sealed(Neighbors(())))
+    await wait_until(lambda: a.neighbors_of(claims.node_id) == frozenset(), what="new claim heard")
+    later = ScpMessage(
+        sign_statement(b.keypair, NET_ID, SCPStatement(b.node_id, 43, SCPNomination(bytes(32), (b"v",), ())))
+    )
+    assert b.broadcast(later) == 1
+    assert await next_envelope(claims) == later
+    # Our own envelopes go to every peer, whatever they claim about us.
+    await claims.write(claims.sealed(Neighbors((a.node_id,))))
+    await wait_until(lambda: a.neighbors_of(claims.node_id) == {a.node_id}, what="claim about a")
+    mine = own_envelope(a)
+    assert a.broadcast(mine) == 3
+    assert await next_envelope(claims) == mine
+
+
 async def test_rebroadcast_with_force_resends(make_overlay: Factory) -> None:
     a, _ = await make_overlay()
     b, b_rec = await make_overlay()
@@ -702,6 +837,30 @@ async def test_rebroadcast_with_force_resends(make_overlay: Factory) -> None:
     await wait_until(lambda: b.stats.flood_received == 2)
     assert b_rec.messages().count(tx) == 1  # the duplicate is recognised by hash
     assert b.stats.flood_duplicates == 1
+
+
+async def test_a_known_flooded_copy_is_dropped_before_it_is_decoded(
+    make_overlay: Factory, raw_peers: list[RawPeer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, a_rec = await make_overlay()  # alone: nobody else decodes what it relays
+    decoded: list[bytes] = []
+    real_decode = decode_message
+
+    def counting_decode(data: bytes) -> OverlayMessage:
+        decoded.append(bytes(data))
+        return real_decode(data)
+
+    monkeypatch.setattr(peer_module, "decode_message", counting_decode)
+    raw = await RawPeer.authenticated(a.listen_port)
+    raw_peers.append(raw)
+    tx, after = unique_tx(), unique_tx()
+    await raw.write(raw.sealed(tx) + raw.sealed(tx) + raw.sealed(tx) + raw.sealed(after))
+    await wait_until(lambda: (raw.node_id, after) in a_rec.received, what="the message after the copies")
+    assert a_rec.messages().count(tx) == 1
+    assert a.stats.flood_duplicates == 2
+    assert decoded.count(encode_message(tx)) == 1  # the two copies cost a MAC check and a hash, no decode
+    peer = a.peer(raw.node_id)
+    assert peer is not None and peer.messages_received == 4  # every copy was authenticated in sequence
 
 
 async def test_a_message_the_consumer_ignored_is_delivered_again_when_resent(make_overlay: Factory) -> None:

@@ -16,7 +16,7 @@ from scpd.errors import OverlayError, XdrError
 from scpd.node.overlay.backoff import Backoff
 from scpd.node.overlay.bans import BanList
 from scpd.node.overlay.floodgate import Floodgate
-from scpd.node.overlay.framing import FrameError, encode_frame, read_frame
+from scpd.node.overlay.framing import Deframer, FrameError, encode_frame, read_frame
 from scpd.node.overlay.handshake import (
     Handshake,
     HandshakeError,
@@ -34,6 +34,7 @@ from scpd.node.overlay.messages import (
     GetTxSet,
     Hello,
     MessageType,
+    Neighbors,
     OverlayMessage,
     PeerAddress,
     Peers,
@@ -64,6 +65,7 @@ def sample_messages() -> list[OverlayMessage]:
         Auth(bytes(64)),
         DontHave(MessageType.GET_SCP_QUORUMSET, bytes(32)),
         Peers((PeerAddress("127.0.0.1", 1), PeerAddress("validator.example.org", 11625), PeerAddress("::1", 9))),
+        Neighbors((NODE, Keypair(bytes(32)).public_key)),
         GetTxSet(b"\x01" * 32),
         TxSetMessage(b"\x02" * 32, b"opaque tx set"),
         Transaction(b"a transaction"),
@@ -183,6 +185,36 @@ def test_encode_frame_refuses_what_the_peer_would_refuse() -> None:
         encode_frame(b"")
 
 
+@given(st.lists(st.binary(min_size=1, max_size=300), max_size=8), st.lists(st.integers(1, 64), min_size=1))
+def test_deframer_cuts_frames_out_of_any_chunking(bodies: list[bytes], cuts: list[int]) -> None:
+    stream_bytes = b"".join(encode_frame(b) for b in bodies)
+    deframer, got, at = Deframer(1024), [], 0
+    while at < len(stream_bytes):
+        step = cuts[len(got) % len(cuts)]
+        got += deframer.feed(stream_bytes[at : at + step])
+        at += step
+    assert got == bodies
+    assert deframer.buffered == 0
+    assert str(deframer.end_of_stream()) == "connection closed"
+
+
+def test_deframer_refuses_a_bad_length_before_keeping_its_body() -> None:
+    deframer = Deframer(1024)
+    assert deframer.feed(encode_frame(b"ok") + struct.pack(">I", 1025)[:2]) == [b"ok"]
+    with pytest.raises(FrameError, match=r"outside 1\.\.1024"):
+        deframer.feed(struct.pack(">I", 1025)[2:])  # the length alone is refused: no body is waited for
+    with pytest.raises(FrameError, match=r"outside 1\.\.1024"):
+        Deframer(1024).feed(struct.pack(">I", 0))
+
+
+def test_deframer_says_where_the_stream_was_cut() -> None:
+    deframer = Deframer(1024)
+    deframer.feed(b"\x00\x00")
+    assert str(deframer.end_of_stream()) == "connection closed inside a frame header"
+    deframer.feed(b"\x00\x10abc")
+    assert str(deframer.end_of_stream()) == "connection closed inside a 16-byte frame"
+
+
 # ----- sessions -----------------------------------------------------------------
 
 
@@ -223,6 +255,18 @@ def test_a_message_sealed_for_the_other_direction_is_refused() -> None:
     alice, _bob = session_pair()
     with pytest.raises(AuthenticationError, match="bad MAC"):
         alice.open(alice.seal(Ping(1)))  # reflected back at its sender
+
+
+def test_authenticate_checks_mac_and_sequence_without_decoding() -> None:
+    alice, bob = session_pair()
+    junk = b"\x00\x00\x00\x63 not a message"
+    assert bob.authenticate(alice.seal_encoded(junk)) == junk  # authentic bytes, not decoded
+    tampered = bytearray(alice.seal_encoded(junk))
+    tampered[10] ^= 1
+    with pytest.raises(AuthenticationError, match="bad MAC"):
+        bob.authenticate(bytes(tampered))
+    with pytest.raises(AuthenticationError, match="replayed"):
+        bob.authenticate(Session(b"\x01" * 32, b"\x02" * 32).seal_encoded(junk))
 
 
 def test_authentic_but_malformed_message_keeps_the_stream_in_step() -> None:

@@ -10,7 +10,7 @@ discriminant is an ``XdrError`` like any other malformed input.
 Decoding is strict and bounded: every array and string has a maximum, checked
 before anything is allocated, and trailing bytes are refused. The numbering of
 the types shared with Stellar's overlay follows ``Stellar-overlay.x``; PING and
-PONG (keep-alive) and TRANSACTIONS (a batch) are ours, and ``CATCHUP_RANGE`` is
+PONG (keep-alive), TRANSACTIONS (a batch) and NEIGHBORS (relay hints) are ours, and ``CATCHUP_RANGE`` is
 left for catch-up.
 """
 
@@ -32,6 +32,7 @@ __all__ = [
     "FLOODED_TYPES",
     "MAX_ERROR_TEXT",
     "MAX_HOST_LENGTH",
+    "MAX_NEIGHBORS",
     "MAX_OPAQUE",
     "MAX_PEER_ADDRESSES",
     "Auth",
@@ -43,6 +44,7 @@ __all__ = [
     "GetTxSet",
     "Hello",
     "MessageType",
+    "Neighbors",
     "OverlayMessage",
     "PeerAddress",
     "Peers",
@@ -67,6 +69,7 @@ SIGNATURE_SIZE = 64
 MAX_ERROR_TEXT = 256
 MAX_HOST_LENGTH = 253
 MAX_PEER_ADDRESSES = 100
+MAX_NEIGHBORS = 1000
 # Opaque payloads (transactions, tx sets) are bounded again by the frame size;
 # this is the absolute ceiling the decoder enforces on its own. It equals the
 # largest frame a configuration may allow (overlay.max_message_size), so any
@@ -94,6 +97,7 @@ class MessageType(IntEnum):
     PING = 32
     PONG = 33
     TRANSACTIONS = 34
+    NEIGHBORS = 35
 
 
 class ErrorCode(IntEnum):
@@ -318,6 +322,28 @@ class Peers(OverlayMessage):
     def unpack(cls, r: Reader) -> Self:
         n = r.array_length("Peers.peers", 12, MAX_PEER_ADDRESSES)
         return cls(tuple(PeerAddress.unpack(r) for _ in range(n)))
+
+
+@register_message
+@dataclass(frozen=True, slots=True)
+class Neighbors(OverlayMessage):
+    """The nodes the sender is connected to now: they hear its own envelopes from it first hand."""
+
+    TYPE: ClassVar[int] = MessageType.NEIGHBORS
+
+    nodes: tuple[PublicKey, ...]
+
+    def pack(self, p: Packer) -> None:
+        if len(self.nodes) > MAX_NEIGHBORS:
+            raise XdrError(f"Neighbors.nodes: more than {MAX_NEIGHBORS} nodes")
+        p.pack_uint(len(self.nodes))
+        for node in self.nodes:
+            node.pack(p)
+
+    @classmethod
+    def unpack(cls, r: Reader) -> Self:
+        n = r.array_length("Neighbors.nodes", 36, MAX_NEIGHBORS)
+        return cls(tuple(PublicKey.unpack(r) for _ in range(n)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,9 @@ stranger, after its AUTH proved its key.
 
 Every authenticated message other than keep-alives goes through
 ``_dispatch``. Flooded kinds (SCP envelopes, transactions) pass the
-floodgate first, so the consumer's handler sees each one exactly once; the
+floodgate first, keyed by the hash of their bytes and before they are even
+decoded (``_screen``), so a copy costs a hash and a lookup and the
+consumer's handler sees each one exactly once; the
 handler's ``Verdict`` decides whether it is relayed to every other peer
 (ACCEPT), dropped quietly (IGNORE) or held against the sender (REJECT). A
 handler that needs time (waiting for a quorum set) returns IGNORE and calls
@@ -65,19 +67,23 @@ from scpd.node.overlay.handshake import Handshake, HandshakeError, HandshakeResu
 from scpd.node.overlay.messages import (
     ANSWERED_TYPES,
     FLOODED_TYPES,
+    MAX_NEIGHBORS,
     MAX_PEER_ADDRESSES,
     Auth,
     DontHave,
     ErrorCode,
     ErrorMessage,
     GetQuorumSet,
+    GetScpState,
     GetTxSet,
     Hello,
     MessageType,
+    Neighbors,
     OverlayMessage,
     PeerAddress,
     Peers,
     QuorumSetMessage,
+    ScpMessage,
     TxSetMessage,
     encode_message,
     message_hash,
@@ -102,6 +108,8 @@ Handler = Callable[[Peer, OverlayMessage], Verdict | Awaitable[Verdict | None] |
 
 REJECT_POINTS = 25
 PROTOCOL_POINTS = 50
+# Peer-set changes within this many seconds are announced to the peers together (NEIGHBORS).
+NEIGHBORS_DELAY = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +228,10 @@ class Overlay:
         self._settings = config.peer_settings()
         self._peers: dict[NodeID, Peer] = {}
         self._floodgate = Floodgate(config.flood_memory)
+        # What each peer says it is connected to (NEIGHBORS): relay hints, see ``_relay_targets``.
+        self._neighbors: dict[NodeID, frozenset[NodeID]] = {}
+        self._announce: asyncio.TimerHandle | None = None
+        self._scp_slot = 0  # the highest slot of an SCP envelope accepted or sent: what a new peer is asked for
         self._bans = BanList(clock)
         self._churn = KeyChurn(config.new_key_interval, clock)
         self._answer_total = ByteBudget(BudgetSettings(config.answer_total_rate, config.answer_total_burst), clock)
@@ -266,6 +278,8 @@ class Overlay:
             self._server.close()
         if self._maintenance is not None:
             self._maintenance.cancel()
+        if self._announce is not None:
+            self._announce.cancel()
         for task in list(self._tasks):
             task.cancel()
         peers = list(self._peers.values())
@@ -299,6 +313,10 @@ class Overlay:
     @property
     def known_addresses(self) -> list[PeerAddress]:
         return list(self._known)
+
+    def neighbors_of(self, node: NodeID) -> frozenset[NodeID]:
+        """The nodes a peer last said it is connected to (empty until it said)."""
+        return self._neighbors.get(node, frozenset())
 
     def dial_failures(self, address: PeerAddress) -> int:
         """Consecutive failed dials of an address (0 after a success)."""
@@ -567,11 +585,16 @@ class Overlay:
             on_score=self._on_score,
             clock=self._clock,
             answers=self._trusted_answers if self._is_trusted(node, outbound, address) else self._stranger_answers,
+            screen=self._screen,
         )
         self._peers[node] = peer
         peer.start()
         if self.config.share_peers:
             self._send_peers(peer)
+        # What the peer sent before this connection (on one that was replaced, or while we were down) may
+        # be lost, and with relay hints nobody else sends it: ask for its statements of the current slots.
+        peer.send(GetScpState(max(self._scp_slot - 1, 0)))
+        self._neighbors_changed()
         log.info("peer connected", peer=str(node), outbound=outbound, address=str(address))
         return peer
 
@@ -593,6 +616,8 @@ class Overlay:
     def _on_peer_closed(self, peer: Peer, reason: str) -> None:
         if self._peers.get(peer.node_id) is peer:
             del self._peers[peer.node_id]
+            self._neighbors.pop(peer.node_id, None)
+            self._neighbors_changed()
             self._floodgate.forget_peer(peer.node_id)
             self._qsets.peer_gone(peer.node_id)
             self._txsets.peer_gone(peer.node_id)
@@ -654,6 +679,9 @@ class Overlay:
         elif isinstance(message, DontHave):
             table = self._qsets if message.request_type == MessageType.GET_SCP_QUORUMSET else self._txsets
             table.refuse(message.item_hash, peer.node_id)
+        elif isinstance(message, Neighbors):
+            if self._peers.get(peer.node_id) is peer:
+                self._neighbors[peer.node_id] = frozenset(message.nodes)
         elif isinstance(message, Peers):
             own = PeerAddress(self.config.listen_host, self.listen_port) if self.listen_port else None
             for address in message.addresses:
@@ -664,21 +692,30 @@ class Overlay:
         else:
             await self._call_handler(peer, message)
 
+    def _screen(self, peer: Peer, kind: int, encoded: bytes) -> bool:
+        """Before decoding: True drops a flooded message the floodgate already knows (a hash and a lookup).
+
+        The floodgate's key is the hash of the message's bytes, so a copy is
+        known without decoding it; the peer is recorded as holding it either way.
+        """
+        if kind not in FLOODED_TYPES:
+            return False
+        self.stats.flood_received += 1
+        if self._floodgate.add(message_hash(encoded), peer.node_id):
+            return False
+        self.stats.flood_duplicates += 1
+        return True
+
     async def _dispatch_flooded(self, peer: Peer, message: OverlayMessage, encoded: bytes) -> None:
+        """A flooded message new to the floodgate (``_screen`` recorded it): judge it, relay it if accepted."""
         digest = message_hash(encoded)
-        try:
-            if not self._floodgate.add(digest, peer.node_id):
-                self.stats.flood_duplicates += 1
-                return
-            verdict = await self._call_handler(peer, message)
-            if verdict is Verdict.ACCEPT:
-                self._flood(digest, encoded)
-            elif verdict is Verdict.IGNORE:
-                # Not used now (too far ahead, waiting for a fetch) is not
-                # "seen": the same message asked for again later must arrive.
-                self._floodgate.discard(digest)
-        finally:
-            self.stats.flood_received += 1
+        verdict = await self._call_handler(peer, message)
+        if verdict is Verdict.ACCEPT:
+            self._flood(encoded, self._relay_targets(digest, message))
+        elif verdict is Verdict.IGNORE:
+            # Not used now (too far ahead, waiting for a fetch) is not
+            # "seen": the same message asked for again later must arrive.
+            self._floodgate.discard(digest)
 
     def _unrequested(self, peer: Peer, message: OverlayMessage) -> None:
         """An answer nobody waits for (never asked, or too late): it never reaches memory for long, nor the disk."""
@@ -722,9 +759,7 @@ class Overlay:
             peer.score(f"rejected {type(message).__name__}", REJECT_POINTS)
         return verdict
 
-    def _flood(self, digest: bytes, encoded: bytes, targets: Iterable[NodeID] | None = None) -> int:
-        if targets is None:
-            targets = self._floodgate.targets(digest, self._peers)
+    def _flood(self, encoded: bytes, targets: Iterable[NodeID]) -> int:
         sent = 0
         for node in targets:
             peer = self._peers.get(node)
@@ -733,12 +768,42 @@ class Overlay:
         self.stats.flood_sent += sent
         return sent
 
+    def _relay_targets(self, digest: bytes, message: OverlayMessage) -> list[NodeID]:
+        """The peers a flooded message goes to: those that do not have it and will not get it anyway.
+
+        Besides the floodgate's holders (who sent it to us, or got it from us),
+        an SCP envelope is not relayed to its signer, nor to a peer that says
+        (NEIGHBORS) it is connected to the signer: a node sends its own
+        envelopes to every peer itself, so that peer hears it first hand. On a
+        full mesh nothing is relayed at all; on a sparse graph every node that
+        is not the signer's neighbour is still reached through relays
+        (docs/protocol.md §4).
+        """
+        peers: Iterable[NodeID] = self._peers
+        if isinstance(message, ScpMessage):
+            self._scp_slot = max(self._scp_slot, message.envelope.statement.slot_index)
+            signer = message.envelope.statement.node_id
+            if signer != self.node_id:
+                peers = [p for p in self._peers if p != signer and signer not in self._neighbors.get(p, ())]
+        return self._floodgate.targets(digest, peers)
+
     def relay(self, message: OverlayMessage, origin: Peer | None = None) -> int:
-        """Send a flooded message to every peer that does not have it yet; returns how many."""
+        """Send a flooded message to every peer that does not have it and will not get it anyway; returns how many."""
         encoded = encode_message(message)
         digest = message_hash(encoded)
         self._floodgate.add(digest, origin.node_id if origin is not None else None)
-        return self._flood(digest, encoded)
+        return self._flood(encoded, self._relay_targets(digest, message))
+
+    def _neighbors_changed(self) -> None:
+        """Our peer set changed: tell every peer shortly (changes in a burst make one announcement)."""
+        if self._announce is None and self._running:
+            self._announce = asyncio.get_running_loop().call_later(NEIGHBORS_DELAY, self._announce_neighbors)
+
+    def _announce_neighbors(self) -> None:
+        self._announce = None
+        nodes = tuple(self._peers)[:MAX_NEIGHBORS]
+        for peer in list(self._peers.values()):
+            peer.send(Neighbors(nodes))
 
     def broadcast(self, message: OverlayMessage, *, force: bool = False) -> int:
         """Flood a message of our own; ``force`` resends even to peers that have it."""
@@ -747,7 +812,7 @@ class Overlay:
         encoded = encode_message(message)
         digest = message_hash(encoded)
         self._floodgate.targets(digest, self._peers)
-        return self._flood(digest, encoded, list(self._peers))
+        return self._flood(encoded, list(self._peers))
 
     def _send_peers(self, peer: Peer) -> None:
         addresses: list[PeerAddress] = []

@@ -1,16 +1,24 @@
 """One authenticated connection to a peer.
 
 Theory of operation: after the handshake a ``Peer`` runs three tasks. The
-reader reads frames, authenticates them (``Session.open``), answers PING and
-hands every other message to the overlay, one at a time and in order. The
-writer takes encoded messages from a bounded queue, seals them (sequence
-number and MAC) and writes them; a drain that does not finish within the
-write timeout means the peer stopped reading. The keep-alive pings at a fixed
+reader reads the stream in large chunks, cuts them into frames
+(``framing.Deframer``) and authenticates each (``Session.authenticate``: MAC
+and sequence number). A frame the overlay's ``screen`` recognises from its
+bytes (a flooded message it has already seen) is dropped there, before it is
+decoded; every other message is decoded, PING is answered, and the rest goes
+to the overlay, one at a time and in order. The keep-alive pings at a fixed
 interval and drops a connection that has been silent for too long (a live peer
 always answers PINGs, so silence means a dead path).
 
-``send`` never blocks: it puts the message in the queue or, when the queue is
-full (in messages or in bytes, counted until the socket took them), drops
+Writing needs no task hop per message: ``send`` appends the encoded message to
+an outbox and, once per event-loop turn, everything sent meanwhile is sealed
+(sequence number and MAC) and written in one call. When the socket stops
+taking bytes (the transport's buffer is above its high-water mark) the
+outbox keeps filling and the writer task waits for the drain; a drain that
+does not finish within the write timeout means the peer stopped reading.
+
+``send`` never blocks: it puts the message in the outbox or, when the outbox is
+full (in messages, or in bytes counted until the socket took them), drops
 the peer, so one slow peer cannot hold back the others or fill our memory.
 An answer to a request is the exception: while the overlay runs a request's
 handler it sets ``ANSWERING`` to that request's ``Allowance``, and what the
@@ -29,7 +37,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import struct
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -38,7 +48,7 @@ import structlog
 from scpd.base.types import NodeID
 from scpd.errors import XdrError
 from scpd.node.overlay.budget import Allowance, BudgetSettings, ByteBudget
-from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, FrameError, encode_frame, read_frame
+from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, Deframer, FrameError, encode_frame
 from scpd.node.overlay.messages import (
     ErrorMessage,
     Hello,
@@ -46,6 +56,7 @@ from scpd.node.overlay.messages import (
     PeerAddress,
     Ping,
     Pong,
+    decode_message,
     encode_message,
 )
 from scpd.node.overlay.session import MAC_SIZE, AuthenticationError, Session
@@ -56,8 +67,9 @@ log = structlog.get_logger(__name__)
 
 # Misbehaviour points for an authentic message that does not decode.
 MALFORMED_POINTS = 25
-# At most this many queued messages are sealed and written in one system call.
-WRITE_BATCH = 64
+# Bytes asked of the socket per read: many frames at once under load.
+READ_CHUNK = 256 * 1024
+_TYPE = struct.Struct(">i")
 _SEALED_OVERHEAD = 8 + MAC_SIZE
 _FRAMED_OVERHEAD = 4 + _SEALED_OVERHEAD
 
@@ -77,6 +89,8 @@ class PeerSettings:
 
 
 MessageCallback = Callable[["Peer", OverlayMessage, bytes], Awaitable[None]]
+# Called with an authentic message's type and encoding before it is decoded; True drops it.
+ScreenCallback = Callable[["Peer", int, bytes], bool]
 CloseCallback = Callable[["Peer", str], None]
 ScoreCallback = Callable[["Peer", str, int], None]
 
@@ -99,6 +113,7 @@ class Peer:
         on_score: ScoreCallback,
         clock: Callable[[], float] = time.monotonic,
         answers: BudgetSettings | None = None,
+        screen: ScreenCallback | None = None,
     ) -> None:
         self.hello = hello
         self.node_id: NodeID = hello.node_id
@@ -113,9 +128,15 @@ class Peer:
         self._on_message = on_message
         self._on_close = on_close
         self._on_score = on_score
+        self._screen = screen
         self._clock = clock
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(settings.send_queue_size)
-        self.queued_bytes = 0  # queued or written but not yet drained, framing included
+        self._outbox: deque[bytes] = deque()  # encoded, not sealed yet: sealed in write order
+        self._outbox_bytes = 0  # framing included
+        self._flush_pending = False  # a write is scheduled for the end of this loop turn
+        self._blocked = False  # the socket's buffer is over its high-water mark: the writer task drains
+        self._wake_writer = asyncio.Event()
+        self._idle = asyncio.Event()  # nothing waits to be written
+        self._idle.set()
         # What answering this peer's requests may cost; default: a stranger's (2x what it sends).
         self.answers = ByteBudget(answers or BudgetSettings(rate=0.0, burst=8 * 1024 * 1024, ratio=1.0), clock)
         self.answers_refused = 0
@@ -140,7 +161,13 @@ class Peer:
 
     @property
     def queued(self) -> int:
-        return self._queue.qsize()
+        """Messages waiting to be written."""
+        return len(self._outbox)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes queued or written but not yet taken by the socket, framing included."""
+        return self._outbox_bytes + self._writer.transport.get_write_buffer_size()
 
     def start(self) -> None:
         name = str(self.node_id)[:8]
@@ -162,7 +189,10 @@ class Peer:
             log.error("message too large to send", size=len(encoded), max_frame=self.settings.max_frame)
             return False
         size = len(encoded) + _FRAMED_OVERHEAD
-        fits = self.queued_bytes + size <= self.settings.send_queue_bytes and not self._queue.full()
+        fits = (
+            self.queued_bytes + size <= self.settings.send_queue_bytes
+            and len(self._outbox) < self.settings.send_queue_size
+        )
         allowance = ANSWERING.get()
         if allowance is not None and allowance.open and allowance.owner is self:
             if not fits or not allowance.take(size):
@@ -170,12 +200,17 @@ class Peer:
                 return False
         elif not fits:
             self.close(
-                f"send queue full ({self._queue.qsize()} messages, {self.queued_bytes} bytes): peer cannot keep up",
+                f"send queue full ({len(self._outbox)} messages, {self.queued_bytes} bytes): peer cannot keep up",
                 abort=True,
             )
             return False
-        self._queue.put_nowait(encoded)
-        self.queued_bytes += size
+        self._outbox.append(encoded)
+        self._outbox_bytes += size
+        self._idle.clear()
+        if not self._flush_pending and not self._blocked:
+            # Everything sent to this peer until the loop turns goes out in one write.
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
         return True
 
     def score(self, reason: str, points: int = 1) -> None:
@@ -196,7 +231,9 @@ class Peer:
                 task.cancel()
         transport = self._writer.transport
         if error is not None and not abort and not transport.is_closing():
-            # No await between seal and write, so the sequence stays in step with the writer task.
+            # What this loop turn queued goes first (unless the peer is not reading), then the error;
+            # sealing and writing happen together, so the sequence numbers stay in write order.
+            self._flush(closing=True)
             transport.write(encode_frame(self._session.seal(error), self.settings.max_frame))
         if abort:
             transport.abort()
@@ -215,33 +252,22 @@ class Peer:
             return
         try:
             async with asyncio.timeout(timeout):
-                await self._queue.join()
+                await self._idle.wait()
                 await self._writer.drain()
         except (TimeoutError, ConnectionError, OSError):
             pass
 
     async def _read_loop(self) -> None:
+        deframer = Deframer(self.settings.max_frame)
         try:
             while not self.closed:
-                frame = await read_frame(self._reader, self.settings.max_frame)
+                chunk = await self._reader.read(READ_CHUNK)
+                if not chunk:
+                    raise deframer.end_of_stream()
                 self.last_received = self._clock()
-                self.bytes_received += len(frame) + 4  # with the 4-byte record mark
-                self.answers.earn(len(frame) + 4)
-                try:
-                    message, encoded = self._session.open(frame)
-                except XdrError as exc:
-                    self.score(f"malformed message: {exc}", MALFORMED_POINTS)
-                    continue
-                self.messages_received += 1
-                if isinstance(message, Ping):
-                    self.send(Pong(message.nonce))
-                elif isinstance(message, Pong):
-                    pass
-                elif isinstance(message, ErrorMessage):
-                    self.close(f"peer sent error {message.code.name}: {message.text}")
-                    return
-                else:
-                    await self._on_message(self, message, encoded)
+                for frame in deframer.feed(chunk):
+                    if self.closed or not await self._receive(frame):
+                        return
         except AuthenticationError as exc:
             self.close(f"authentication failed: {exc}", abort=True)
         except FrameError as exc:
@@ -253,27 +279,68 @@ class Peer:
             log.exception("peer reader failed", peer=str(self.node_id))
             self.close("internal error while handling a message", abort=True)
 
+    async def _receive(self, frame: bytes) -> bool:
+        """Authenticate, screen, decode and hand on one frame; False once the peer said goodbye."""
+        self.bytes_received += len(frame) + 4  # with the 4-byte record mark
+        self.answers.earn(len(frame) + 4)
+        encoded = self._session.authenticate(frame)
+        self.messages_received += 1
+        screen = self._screen
+        if screen is not None and len(encoded) >= _TYPE.size and screen(self, _TYPE.unpack_from(encoded)[0], encoded):
+            return True
+        try:
+            message = decode_message(encoded)
+        except XdrError as exc:
+            self.score(f"malformed message: {exc}", MALFORMED_POINTS)
+            return True
+        if isinstance(message, Ping):
+            self.send(Pong(message.nonce))
+        elif isinstance(message, Pong):
+            pass
+        elif isinstance(message, ErrorMessage):
+            self.close(f"peer sent error {message.code.name}: {message.text}")
+            return False
+        else:
+            await self._on_message(self, message, encoded)
+        return True
+
+    def _flush(self, *, closing: bool = False) -> None:
+        """Seal and write everything in the outbox in one call (sequence numbers in write order)."""
+        self._flush_pending = False
+        if (self.closed and not closing) or self._blocked:
+            return
+        if not self._outbox:
+            self._idle.set()
+            return
+        seal, max_frame = self._session.seal_encoded, self.settings.max_frame
+        frames = [encode_frame(seal(encoded), max_frame) for encoded in self._outbox]
+        self._outbox.clear()
+        data = b"".join(frames)
+        self._outbox_bytes -= len(data)
+        transport = self._writer.transport
+        try:
+            transport.write(data)
+        except (ConnectionError, OSError, RuntimeError) as exc:
+            self.close(f"connection error: {exc}", abort=True)
+            return
+        self.messages_sent += len(frames)
+        self.bytes_sent += len(data)
+        if transport.get_write_buffer_size() > self.settings.write_buffer_high:
+            self._blocked = True
+            self._wake_writer.set()
+        else:
+            self._idle.set()
+
     async def _write_loop(self) -> None:
+        """Wait out a socket that stopped taking bytes, then write what queued up meanwhile."""
         try:
             while True:
-                batch = [await self._queue.get()]
-                # Whatever else is already queued goes out in the same write: one
-                # system call and one drain for a burst instead of one per message.
-                while len(batch) < WRITE_BATCH and not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                try:
-                    frames = [encode_frame(self._session.seal_encoded(e), self.settings.max_frame) for e in batch]
-                    data = b"".join(frames)
-                    self._writer.write(data)
-                    self.messages_sent += len(batch)
-                    self.bytes_sent += len(data)
-                    if self._writer.transport.get_write_buffer_size() > 0:
-                        async with asyncio.timeout(self.settings.write_timeout):
-                            await self._writer.drain()
-                finally:
-                    for encoded in batch:
-                        self.queued_bytes -= len(encoded) + _FRAMED_OVERHEAD
-                        self._queue.task_done()
+                await self._wake_writer.wait()
+                self._wake_writer.clear()
+                async with asyncio.timeout(self.settings.write_timeout):
+                    await self._writer.drain()
+                self._blocked = False
+                self._flush()
         except TimeoutError:
             self.close(f"peer has not read for {self.settings.write_timeout}s", abort=True)
         except (ConnectionError, OSError) as exc:
