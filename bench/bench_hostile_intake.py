@@ -33,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 
 from scpd.base.keys import Keypair  # noqa: E402
 from scpd.base.types import SCPBallot, SCPExternalize, SCPNomination, SCPPrepare  # noqa: E402
-from scpd.node.values import ConsensusValue  # noqa: E402
+from scpd.nodecore.values import ConsensusValue  # noqa: E402
 
 
 def get(node: Node, path: str) -> Any:

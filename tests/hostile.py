@@ -48,7 +48,8 @@ from scpd.base.types import NodeID, Pledges, SCPStatement
 from scpd.errors import OverlayError, XdrError
 from scpd.node.overlay.framing import encode_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError
-from scpd.node.overlay.messages import (
+from scpd.node.overlay.session import Session
+from scpd.nodecore.messages import (
     MAX_OPAQUE,
     Auth,
     Hello,
@@ -59,7 +60,6 @@ from scpd.node.overlay.messages import (
     decode_message,
     encode_message,
 )
-from scpd.node.overlay.session import Session
 
 __all__ = ["HostilePeer", "NodeEndpoint", "node_endpoint", "process_rss"]
 

@@ -8,9 +8,8 @@ from scp_harness import NETWORK_ID, keypair
 from scpd.base.keys import Keypair, sign_statement
 from scpd.base.types import SCPBallot, SCPEnvelope, SCPExternalize, SCPQuorumSet, SCPStatement
 from scpd.errors import XdrError
-from scpd.node.catchup import MAX_PROOFS, Catchup, CatchupEntry, CatchupSettings, check_entry
-from scpd.node.ledger import ChainTip
-from scpd.node.values import GENESIS_HASH, ConsensusValue, TxSet
+from scpd.nodecore.catchup import MAX_PROOFS, Catchup, CatchupEntry, CatchupSettings, check_entry
+from scpd.nodecore.values import GENESIS_HASH, ChainTip, ConsensusValue, TxSet
 
 KEYS = [keypair(i) for i in range(4)]
 IDS = [k.node_id for k in KEYS]

@@ -21,7 +21,7 @@ from scpd.base.keys import Keypair, network_id
 from scpd.base.types import SCPQuorumSet
 from scpd.errors import ConfigError
 from scpd.node.herder import HerderSettings
-from scpd.node.pending import PendingLimits
+from scpd.nodecore.pending import PendingLimits
 from scpd.operator.config import (
     ConfigWarning,
     PeerAddress,
@@ -772,7 +772,7 @@ def test_redaction_hides_seed_shapes_but_not_public_keys() -> None:
 
 
 def test_transaction_size_is_capped_at_the_protocol_limit(write: Callable[..., Path]) -> None:
-    from scpd.node.values import MAX_TX_SIZE
+    from scpd.nodecore.values import MAX_TX_SIZE
 
     extra = f"[ledger]\nmax_tx_size = {MAX_TX_SIZE + 1}\nmax_tx_set_size = {4 * MAX_TX_SIZE}\n"
     path = write(base_config(extra=f"[overlay]\nmax_message_size = {8 * MAX_TX_SIZE}\n" + extra))

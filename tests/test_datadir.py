@@ -15,7 +15,7 @@ from test_ledger_store import build_chain
 
 from scpd.node.datadir import LOCK_FILENAME, DataDirInUse, DataDirLock
 from scpd.node.ledger import DB_FILENAME, START_CHECK_LEDGERS, LedgerStore
-from scpd.node.values import ConsensusValue
+from scpd.nodecore.values import ConsensusValue
 
 
 def run_fails(config: Path) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from scpd.base.types import (
     SCPQuorumSet,
     SCPStatement,
 )
-from scpd.node.equivocation import EquivocationDetector, contradicts
+from scpd.nodecore.equivocation import EquivocationDetector, contradicts
 from scpd.scp import SCP
 
 KEY = keypair(7)

@@ -24,8 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scpd.base.keys import Keypair, verify_envelope
 from scpd.base.types import SCPBallot, SCPEnvelope, SCPExternalize, SCPNomination, SCPPrepare, SCPStatement
-from scpd.node.overlay.messages import ErrorMessage, ScpMessage
-from scpd.node.values import ConsensusValue
+from scpd.nodecore.messages import ErrorMessage, ScpMessage
+from scpd.nodecore.values import ConsensusValue
 
 
 def http_json(node: Node, path: str) -> Any:

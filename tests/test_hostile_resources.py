@@ -36,10 +36,10 @@ from netutil import Network, Node, wait_for
 
 from scpd.base.keys import Keypair
 from scpd.base.types import SCPQuorumSet
-from scpd.node.catchup import LEDGERS_TYPE, GetLedgers
 from scpd.node.overlay.framing import encode_frame
 from scpd.node.overlay.handshake import HandshakeError
-from scpd.node.overlay.messages import (
+from scpd.nodecore.catchup import LEDGERS_TYPE, GetLedgers
+from scpd.nodecore.messages import (
     GetQuorumSet,
     GetScpState,
     GetTxSet,
@@ -49,7 +49,7 @@ from scpd.node.overlay.messages import (
     TransactionBatch,
     TxSetMessage,
 )
-from scpd.node.values import TxSet
+from scpd.nodecore.values import TxSet
 
 pytestmark = pytest.mark.timeout(240)
 

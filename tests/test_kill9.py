@@ -28,7 +28,7 @@ from test_catchup_network import assert_same_chains
 
 from scpd.base.types import SCPBallot, SCPConfirm, SCPExternalize, SCPNomination, SCPPrepare, SCPStatement
 from scpd.node.ledger import EnvelopeLog, LedgerStore
-from scpd.node.values import tx_id
+from scpd.nodecore.values import tx_id
 from scpd.operator.daemon import RECEIVED_ENVELOPES_FILE
 
 SEED = 20240508

@@ -20,7 +20,7 @@ from scpd.base.types import SCPBallot, SCPEnvelope, SCPExternalize, SCPQuorumSet
 from scpd.cli.main import main
 from scpd.node.ledger import DB_FILENAME, LedgerStore
 from scpd.node.proof_audit import first_unproven_ledger
-from scpd.node.values import GENESIS_HASH, ConsensusValue, LedgerEntry, TxSet, tx_id
+from scpd.nodecore.values import GENESIS_HASH, ConsensusValue, LedgerEntry, TxSet, tx_id
 from scpd.operator.config import NodeConfig, load_config
 from scpd.operator.localnet_config import localnet_configs, write_localnet
 

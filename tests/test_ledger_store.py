@@ -28,8 +28,8 @@ from scpd.base.types import (
 )
 from scpd.errors import LedgerError
 from scpd.node import ledger as ledger_mod
-from scpd.node.ledger import DB_FILENAME, ChainError, ChainTip, LedgerStore
-from scpd.node.values import GENESIS_HASH, ConsensusValue, LedgerEntry, TxSet, tx_id
+from scpd.node.ledger import DB_FILENAME, ChainError, LedgerStore
+from scpd.nodecore.values import GENESIS_HASH, ChainTip, ConsensusValue, LedgerEntry, TxSet, tx_id
 
 NET = network_id("scpd ledger tests")
 KEYS = [Keypair(bytes([i + 1]) * 32) for i in range(3)]
@@ -448,7 +448,7 @@ _WRITER = textwrap.dedent(
     from scpd.base.keys import Keypair, network_id, sign_statement
     from scpd.base.types import SCPBallot, SCPExternalize, SCPNomination, SCPPrepare, SCPStatement
     from scpd.node.ledger import LedgerStore
-    from scpd.node.values import ConsensusValue, LedgerEntry, TxSet
+    from scpd.nodecore.values import ConsensusValue, LedgerEntry, TxSet
 
     net = network_id("scpd ledger tests")
     kp = Keypair(bytes([1]) * 32)

@@ -28,7 +28,8 @@ from scpd.node.overlay import peer as peer_module
 from scpd.node.overlay.backoff import Backoff
 from scpd.node.overlay.framing import encode_frame, read_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError, perform_handshake
-from scpd.node.overlay.messages import (
+from scpd.node.overlay.session import Session
+from scpd.nodecore.messages import (
     DontHave,
     ErrorCode,
     ErrorMessage,
@@ -44,7 +45,6 @@ from scpd.node.overlay.messages import (
     decode_message,
     encode_message,
 )
-from scpd.node.overlay.session import Session
 
 PASSPHRASE = "scpd overlay test network"
 NET_ID = network_id(PASSPHRASE)

@@ -23,7 +23,9 @@ from scpd.node.overlay.handshake import (
     auth_transcript,
     hkdf_sha256,
 )
-from scpd.node.overlay.messages import (
+from scpd.node.overlay.requests import PendingRequests, TooManyRequests
+from scpd.node.overlay.session import AuthenticationError, Session
+from scpd.nodecore.messages import (
     MAX_PEER_ADDRESSES,
     Auth,
     DontHave,
@@ -49,8 +51,6 @@ from scpd.node.overlay.messages import (
     encode_message,
     register_message,
 )
-from scpd.node.overlay.requests import PendingRequests, TooManyRequests
-from scpd.node.overlay.session import AuthenticationError, Session
 
 NET = network_id("unit test network")
 KEY = Keypair(bytes(range(32)))

@@ -6,7 +6,7 @@ from scp_harness import NETWORK_ID, keypair
 
 from scpd.base.keys import sign_statement
 from scpd.base.types import SCPBallot, SCPEnvelope, SCPNomination, SCPPrepare, SCPStatement
-from scpd.node.pending import PendingEnvelopes, PendingLimits, PendingOutcome
+from scpd.nodecore.pending import PendingEnvelopes, PendingLimits, PendingOutcome
 
 QH = b"\x02" * 32
 PEER = keypair(50).node_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scpd.node.sigcache import SignatureCache
+from scpd.nodecore.sigcache import SignatureCache
 
 
 def test_a_verdict_is_remembered_for_good_and_bad_envelopes() -> None:

@@ -27,7 +27,7 @@ from scpd.base.types import SCPQuorumSet
 from scpd.node.herder import Herder, HerderSettings
 from scpd.node.ledger import LedgerStore, StorageError, StorageHealth
 from scpd.node.overlay.overlay import Overlay
-from scpd.node.values import ledger_hash
+from scpd.nodecore.values import ledger_hash
 from scpd.operator.config import load_config
 from scpd.operator.daemon import run_node
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from scp_harness import keypair
 
 from scpd.base.types import SCPQuorumSet
-from scpd.node.trust import TrustedQuorum
+from scpd.nodecore.trust import TrustedQuorum
 
 ME, A, B, C, D, STRANGER = (keypair(i).node_id for i in range(6))
 

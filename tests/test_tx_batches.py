@@ -8,15 +8,15 @@ import pytest
 
 from scpd.base.xdr import XdrError
 from scpd.node.herder import _encode_groups, _join_groups
-from scpd.node.overlay.messages import (
+from scpd.nodecore.messages import (
     TransactionBatch,
     decode_message,
     encode_message,
     encode_transaction_entries,
     encode_transactions_message,
 )
-from scpd.node.txqueue import QueueLimits, Refusal, TxQueue
-from scpd.node.values import tx_id
+from scpd.nodecore.txqueue import QueueLimits, Refusal, TxQueue
+from scpd.nodecore.values import tx_id
 
 
 def test_a_message_joined_from_encoded_entries_is_the_batch_message() -> None:

@@ -9,7 +9,7 @@ from netutil import Network, wait_for
 from test_kill9 import _submit
 
 from scpd.node.ledger import LedgerStore
-from scpd.node.values import tx_id
+from scpd.nodecore.values import tx_id
 
 
 def _ledger_tx_ids(data_dir: Path) -> list[bytes]:

@@ -7,8 +7,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from scpd.node.txqueue import Outcome, QueueLimits, Refusal, TxQueue
-from scpd.node.values import tx_id
+from scpd.nodecore.txqueue import Outcome, QueueLimits, Refusal, TxQueue
+from scpd.nodecore.values import tx_id
 
 
 def test_new_transaction_is_queued_with_its_id() -> None:

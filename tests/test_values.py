@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from scpd.base.xdr import Packer
 from scpd.errors import XdrError
-from scpd.node.values import (
+from scpd.nodecore.values import (
     GENESIS_HASH,
     MAX_TX_SIZE,
     ConsensusValue,

@@ -23,7 +23,7 @@ from typing import Any
 from scpd.errors import UsageError
 from scpd.node.ledger import LedgerStore
 from scpd.node.proof_audit import first_unproven_ledger
-from scpd.node.values import GENESIS_CLOSE_TIME, GENESIS_HASH
+from scpd.nodecore.values import GENESIS_CLOSE_TIME, GENESIS_HASH
 from scpd.operator.config import load_config
 
 

@@ -12,10 +12,10 @@ externalizes if that takes longer.
 
 Envelopes arrive from the overlay hostile (docs/security.md). The herder
 checks the cheap things first: the signer is in the transitive closure of our
-quorum set (``scpd.node.trust``), the slot is near ours; then the signature,
-at most once per envelope (``scpd.node.sigcache``); then whether the signer
-contradicts itself (``scpd.node.equivocation``). A statement for a future
-slot waits in ``scpd.node.pending`` until its slot is current; one for the
+quorum set (``scpd.nodecore.trust``), the slot is near ours; then the signature,
+at most once per envelope (``scpd.nodecore.sigcache``); then whether the signer
+contradicts itself (``scpd.nodecore.equivocation``). A statement for a future
+slot waits in ``scpd.nodecore.pending`` until its slot is current; one for the
 current slot goes to the core once what it references and we lack (its
 quorum set, the tx sets of its values) is fetched from the peer that sent it
 (bounded), so the core only ever judges values it can judge
@@ -25,7 +25,7 @@ Externalized values are written to the ledger store strictly in slot order
 by one writer task, in a worker thread (a commit with many transactions takes
 longer than a slot's message handling can wait); a slot that externalizes
 before its predecessor waits (bounded) until the predecessor is written.
-Ledgers learned by catch-up (``scpd.node.catchup``) go through the same
+Ledgers learned by catch-up (``scpd.nodecore.catchup``) go through the same
 writer. A write that fails for want of disk (``StorageError``) is kept and
 retried with growing pauses, own envelopes too, while ``storage`` reports the
 trouble; the node meanwhile starts no slot and asks for no ledgers. Each
@@ -69,11 +69,13 @@ from scpd.base.types import (
     SCPStatement,
 )
 from scpd.errors import LedgerError, XdrError
-from scpd.node.catchup import MAX_PROOFS, Catchup, CatchupEntry, CatchupSettings, GetLedgers, Ledgers, check_entry
-from scpd.node.equivocation import EquivocationDetector
-from scpd.node.ledger import ChainTip, EnvelopeLog, LedgerRecord, LedgerStore, StorageError, StorageHealth
+from scpd.node.ledger import EnvelopeLog, LedgerRecord, LedgerStore, StorageError, StorageHealth
 from scpd.node.metrics import Metrics
-from scpd.node.overlay.messages import (
+from scpd.node.overlay.overlay import Overlay, Verdict
+from scpd.node.overlay.peer import Peer
+from scpd.nodecore.catchup import MAX_PROOFS, Catchup, CatchupEntry, CatchupSettings, GetLedgers, Ledgers, check_entry
+from scpd.nodecore.equivocation import EquivocationDetector
+from scpd.nodecore.messages import (
     GetQuorumSet,
     GetScpState,
     GetTxSet,
@@ -86,13 +88,12 @@ from scpd.node.overlay.messages import (
     encode_transaction_entries,
     encode_transactions_message,
 )
-from scpd.node.overlay.overlay import Overlay, Verdict
-from scpd.node.overlay.peer import Peer
-from scpd.node.pending import PendingEnvelopes, PendingLimits, PendingOutcome
-from scpd.node.sigcache import DEFAULT_SIGNATURE_CACHE, SignatureCache
-from scpd.node.trust import DEFAULT_MAX_TRUSTED, TrustedQuorum
-from scpd.node.txqueue import AddResult, Outcome, QueueLimits, Refusal, TxQueue
-from scpd.node.values import (
+from scpd.nodecore.pending import PendingEnvelopes, PendingLimits, PendingOutcome
+from scpd.nodecore.sigcache import DEFAULT_SIGNATURE_CACHE, SignatureCache
+from scpd.nodecore.trust import DEFAULT_MAX_TRUSTED, TrustedQuorum
+from scpd.nodecore.txqueue import AddResult, Outcome, QueueLimits, Refusal, TxQueue
+from scpd.nodecore.values import (
+    ChainTip,
     ConsensusValue,
     LedgerEntry,
     TxSet,
@@ -128,11 +129,11 @@ class HerderSettings:
     fetch_timeout: float = 5.0
     # Current-slot envelopes waiting for a fetch (counted from the moment they start waiting).
     max_waiting_envelopes: int = 1000
-    # Future-slot envelopes waiting for their slot (scpd.node.pending).
+    # Future-slot envelopes waiting for their slot (scpd.nodecore.pending).
     pending_limits: PendingLimits = field(default_factory=PendingLimits)
-    # Envelope signature verdicts remembered (scpd.node.sigcache).
+    # Envelope signature verdicts remembered (scpd.nodecore.sigcache).
     signature_cache: int = DEFAULT_SIGNATURE_CACHE
-    # Nodes the transitive closure of our quorum set may hold, nearest first (scpd.node.trust).
+    # Nodes the transitive closure of our quorum set may hold, nearest first (scpd.nodecore.trust).
     max_trusted_nodes: int = DEFAULT_MAX_TRUSTED
     # A stuck slot re-floods our latest statements and asks peers for theirs.
     rebroadcast_interval: float = 2.0
@@ -832,7 +833,7 @@ class Herder(Driver):
         )
 
     def _hold(self, peer: Peer, envelope: SCPEnvelope, size: int) -> Verdict:
-        """A future slot's envelope waits for its slot (scpd.node.pending); relayed once the core took it."""
+        """A future slot's envelope waits for its slot (scpd.nodecore.pending); relayed once the core took it."""
         outcome = self.pending.add(envelope, size, peer.node_id)
         if outcome is PendingOutcome.NODE_FULL or outcome is PendingOutcome.FULL:
             self.metrics.envelopes_rejected.labels(f"pending_{outcome.value}").inc()

@@ -5,7 +5,7 @@ Theory of operation
 Everything the node must not lose or contradict lives here:
 
 * the hash-chained ledger (one row per externalized slot, see
-  :mod:`scpd.node.values` for the entry format and the genesis convention),
+  :mod:`scpd.nodecore.values` for the entry format and the genesis convention),
   with the EXTERNALIZE envelopes that proved each entry and an index from
   transaction id to the slot that first included it;
 * the node's own latest envelopes for the slots in progress (one nomination
@@ -64,9 +64,10 @@ from typing import Self, TypeVar
 from scpd.base.quorum import quorum_set_hash
 from scpd.base.types import SCPEnvelope, SCPExternalize, SCPNomination, SCPQuorumSet
 from scpd.errors import LedgerError, XdrError
-from scpd.node.values import (
+from scpd.nodecore.values import (
     GENESIS_CLOSE_TIME,
     GENESIS_HASH,
+    ChainTip,
     ConsensusValue,
     LedgerEntry,
     TxSet,
@@ -82,7 +83,6 @@ __all__ = [
     "START_CHECK_LEDGERS",
     "ChainBreak",
     "ChainError",
-    "ChainTip",
     "LedgerRecord",
     "LedgerStore",
     "EnvelopeLog",
@@ -244,15 +244,6 @@ class StorageHealth:
     @property
     def since(self) -> float | None:
         return min((t.since for t in self._failing.values()), default=None)
-
-
-@dataclass(frozen=True, slots=True)
-class ChainTip:
-    """Where the chain ends: the genesis (slot 0, zero hash) for an empty store."""
-
-    slot: int
-    hash: bytes
-    close_time: int
 
 
 @dataclass(frozen=True, slots=True)

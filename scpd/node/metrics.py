@@ -32,7 +32,7 @@ the last closed slot ``L`` and the slot being decided ``C = L + 1``:
 * ``delayed``: heard from recently, but still behind (no commit for ``L``);
 * ``missing``: not heard from within ``stale_after`` seconds (or never);
 * ``equivocating``: it signed two statements for one slot that cannot both be
-  honest (scpd.node.equivocation); this overrides every other state.
+  honest (scpd.nodecore.equivocation); this overrides every other state.
 
 "Heard from" means its statements advanced (the core took a newer one), or
 it spoke to us over a direct authenticated connection: a copy of an old

@@ -4,7 +4,7 @@ The chain walk (:meth:`scpd.node.ledger.LedgerStore.verify_chain`) proves the
 ledgers link; it cannot tell whether the network decided them, since that
 needs the network's signatures and the node's quorum set. This audit re-checks
 every stored ledger the way catch-up checks a ledger served by a stranger
-(:func:`scpd.node.catchup.check_entry`: each proof an EXTERNALIZE of exactly
+(:func:`scpd.nodecore.catchup.check_entry`: each proof an EXTERNALIZE of exactly
 this value for this slot, with a good signature, and the signers v-blocking
 for our quorum set), so an edited value, a forged or damaged proof, or a
 ledger nobody could have externalized is found.
@@ -25,9 +25,9 @@ from collections.abc import Mapping
 
 from scpd.base.quorum import is_quorum
 from scpd.base.types import NodeID, SCPExternalize, SCPQuorumSet
-from scpd.node.catchup import CatchupEntry, check_entry
-from scpd.node.ledger import ChainBreak, ChainTip, LedgerStore
-from scpd.node.values import GENESIS_CLOSE_TIME, GENESIS_HASH
+from scpd.node.ledger import ChainBreak, LedgerStore
+from scpd.nodecore.catchup import CatchupEntry, check_entry
+from scpd.nodecore.values import GENESIS_CLOSE_TIME, GENESIS_HASH, ChainTip
 
 __all__ = ["first_unproven_ledger"]
 

@@ -33,8 +33,8 @@ from scpd import __version__
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.errors import ScpdError
 from scpd.node.metrics import MemberState, statement_summary
-from scpd.node.overlay.messages import PeerAddress
 from scpd.node.overlay.peer import Peer
+from scpd.nodecore.messages import PeerAddress
 from scpd.operator import logs
 from scpd.operator.http_api import CONTEXT_KEY, NodeContext
 from scpd.operator.status import NodeStatus, node_status

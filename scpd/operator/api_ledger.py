@@ -12,7 +12,7 @@ became of it: ``queued`` (202), ``already-known`` (200), or ``refused`` with
 a machine-readable ``reason`` and a 4xx/5xx status: ``empty`` (400),
 ``too-large`` (413), ``queue-full`` (503). Accepted transactions are flooded
 to the peers and nominated from the next slot on; nothing accepted is dropped
-(see scpd.node.txqueue).
+(see scpd.nodecore.txqueue).
 
 Ledger reads may touch megabytes (a full tx set), so they run in a worker
 thread; the store's reads use their own connection and never wait for a
@@ -29,7 +29,7 @@ from aiohttp import web
 
 from scpd.errors import LedgerError
 from scpd.node.ledger import LedgerRecord, LedgerStore
-from scpd.node.txqueue import AddResult, Outcome, Refusal
+from scpd.nodecore.txqueue import AddResult, Outcome, Refusal
 from scpd.operator.http_api import CONTEXT_KEY, NodeContext
 
 __all__ = ["BASE64_CONTENT_TYPE", "MAX_BATCH_BODY", "MAX_BATCH_TXS", "add_routes"]

@@ -69,7 +69,7 @@ from scpd.base import quorum
 from scpd.base.keys import Keypair, network_id
 from scpd.base.types import MAX_QSET_DEPTH, MAX_QSET_NODES, NodeID, PublicKey, SCPQuorumSet
 from scpd.errors import ConfigError, KeyFormatError
-from scpd.node.values import MAX_TX_SIZE, TxSetLimits, max_tx_set_xdr_size
+from scpd.nodecore.values import MAX_TX_SIZE, TxSetLimits, max_tx_set_xdr_size
 from scpd.operator.localnet_config import DEFAULT_LOCALNET_PASSPHRASE
 from scpd.scp.driver import DEFAULT_TIMEOUT_INCREMENT, DEFAULT_TIMEOUT_INITIAL, MAX_TIMEOUT
 from scpd.scp.nomination import possible_leaders

@@ -23,17 +23,17 @@ from aiohttp import web
 
 from scpd.base.quorum import all_validators
 from scpd.errors import LedgerError, ScpdError
-from scpd.node.catchup import CatchupSettings
 from scpd.node.datadir import DataDirLock
 from scpd.node.herder import ExternalizedSlot, Herder, HerderSettings
 from scpd.node.ledger import START_CHECK_LEDGERS, LedgerStore
 from scpd.node.metrics import Metrics, stale_after
 from scpd.node.overlay.backoff import Backoff
-from scpd.node.overlay.messages import PeerAddress
 from scpd.node.overlay.overlay import Overlay, OverlayConfig
-from scpd.node.pending import PendingLimits
-from scpd.node.txqueue import QueueLimits
-from scpd.node.values import TxSetLimits
+from scpd.nodecore.catchup import CatchupSettings
+from scpd.nodecore.messages import PeerAddress
+from scpd.nodecore.pending import PendingLimits
+from scpd.nodecore.txqueue import QueueLimits
+from scpd.nodecore.values import TxSetLimits
 from scpd.operator.api_metrics import start_metrics_http
 from scpd.operator.config import NodeConfig
 from scpd.operator.config import PeerAddress as ConfigAddress

@@ -40,7 +40,8 @@ from scpd.base.keys import Keypair, verify_signature
 from scpd.base.types import PublicKey
 from scpd.errors import OverlayError, XdrError
 from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, encode_frame, read_frame
-from scpd.node.overlay.messages import (
+from scpd.node.overlay.session import Session
+from scpd.nodecore.messages import (
     NONCE_SIZE,
     Auth,
     ErrorCode,
@@ -50,7 +51,6 @@ from scpd.node.overlay.messages import (
     decode_message,
     encode_message,
 )
-from scpd.node.overlay.session import Session
 
 __all__ = [
     "OVERLAY_VERSION",

@@ -64,7 +64,9 @@ from scpd.node.overlay.budget import Allowance, BudgetSettings, ByteBudget
 from scpd.node.overlay.floodgate import DEFAULT_FLOOD_MEMORY, Floodgate
 from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, encode_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError, HandshakeResult, perform_handshake
-from scpd.node.overlay.messages import (
+from scpd.node.overlay.peer import ANSWERING, Peer, PeerSettings
+from scpd.node.overlay.requests import PendingRequests
+from scpd.nodecore.messages import (
     ANSWERED_TYPES,
     FLOODED_TYPES,
     MAX_NEIGHBORS,
@@ -88,8 +90,6 @@ from scpd.node.overlay.messages import (
     encode_message,
     message_hash,
 )
-from scpd.node.overlay.peer import ANSWERING, Peer, PeerSettings
-from scpd.node.overlay.requests import PendingRequests
 
 __all__ = ["LIMIT_COUNTERS", "Handler", "Overlay", "OverlayConfig", "OverlayStats", "Verdict"]
 

@@ -49,7 +49,8 @@ from scpd.base.types import NodeID
 from scpd.errors import XdrError
 from scpd.node.overlay.budget import Allowance, BudgetSettings, ByteBudget
 from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, Deframer, FrameError, encode_frame
-from scpd.node.overlay.messages import (
+from scpd.node.overlay.session import MAC_SIZE, AuthenticationError, Session
+from scpd.nodecore.messages import (
     ErrorMessage,
     Hello,
     OverlayMessage,
@@ -59,7 +60,6 @@ from scpd.node.overlay.messages import (
     decode_message,
     encode_message,
 )
-from scpd.node.overlay.session import MAC_SIZE, AuthenticationError, Session
 
 __all__ = ["ANSWERING", "MALFORMED_POINTS", "Peer", "PeerSettings"]
 

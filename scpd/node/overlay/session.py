@@ -18,7 +18,7 @@ import hmac
 import struct
 
 from scpd.errors import OverlayError
-from scpd.node.overlay.messages import OverlayMessage, decode_message, encode_message
+from scpd.nodecore.messages import OverlayMessage, decode_message, encode_message
 
 __all__ = ["MAC_SIZE", "AuthenticationError", "Session"]
 

@@ -53,9 +53,8 @@ from scpd.base.quorum import all_validators, is_v_blocking
 from scpd.base.types import NodeID, SCPEnvelope, SCPExternalize, SCPQuorumSet, XdrType
 from scpd.base.xdr import Packer, Reader
 from scpd.errors import XdrError
-from scpd.node.ledger import ChainTip
-from scpd.node.overlay.messages import CATCHUP_RANGE, OverlayMessage, register_message
-from scpd.node.values import ConsensusValue, TxSet
+from scpd.nodecore.messages import CATCHUP_RANGE, OverlayMessage, register_message
+from scpd.nodecore.values import ChainTip, ConsensusValue, TxSet
 
 __all__ = [
     "MAX_BATCH",

@@ -57,6 +57,7 @@ __all__ = [
     "GENESIS_HASH",
     "MAX_TX_SIZE",
     "MAX_VALUE_SIZE",
+    "ChainTip",
     "ConsensusValue",
     "LedgerEntry",
     "TxSet",
@@ -268,6 +269,15 @@ class LedgerEntry(XdrType):
         if close_time != value.close_time or tx_set_hash != value.tx_set_hash:
             raise XdrError("LedgerEntry: closeTime or txSetHash disagrees with the value")
         return cls(slot, value)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainTip:
+    """Where the chain ends: the genesis (slot 0, zero hash) for an empty store."""
+
+    slot: int
+    hash: bytes
+    close_time: int
 
 
 def ledger_hash(previous_hash: bytes, entry: LedgerEntry) -> bytes:

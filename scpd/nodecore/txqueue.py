@@ -40,7 +40,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from scpd.node.values import MAX_TX_SIZE, tx_id
+from scpd.nodecore.values import MAX_TX_SIZE, tx_id
 
 __all__ = ["AddResult", "BatchSummary", "Outcome", "QueueLimits", "Refusal", "TxQueue"]
 

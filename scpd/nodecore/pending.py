@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from scpd.base.types import NodeID, SCPEnvelope, SCPNomination
-from scpd.node.equivocation import is_newer_statement
+from scpd.nodecore.equivocation import is_newer_statement
 
 __all__ = ["Held", "PendingEnvelopes", "PendingLimits", "PendingOutcome"]
 
