@@ -1,4 +1,8 @@
-"""Quorum predicates against brute-force references that enumerate every slice."""
+"""Quorum predicates against brute-force references that enumerate every slice.
+
+The compiled form (``SlicePredicate``) and the quorum closure (``max_quorum``)
+are checked against the same references.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from scpd.base.quorum import (
+    SlicePredicate,
     all_validators,
     check_sanity,
     closest_v_blocking,
@@ -17,6 +22,7 @@ from scpd.base.quorum import (
     is_quorum,
     is_quorum_slice,
     is_v_blocking,
+    max_quorum,
     node_weight,
     normalize,
     quorum_set_hash,
@@ -112,6 +118,15 @@ def test_slice_and_v_blocking_match_brute_force(q: SCPQuorumSet) -> None:
         assert is_v_blocking(q, s) == all(sl & s for sl in all_slices), s
 
 
+@settings(max_examples=150, deadline=None)
+@given(qsets())
+def test_compiled_predicate_answers_as_the_reference(q: SCPQuorumSet) -> None:
+    compiled = SlicePredicate(q)
+    for s in ALL_SUBSETS:
+        assert compiled.satisfied_by(s) == is_quorum_slice(q, s), s
+        assert compiled.blocked_by(s) == is_v_blocking(q, s), s
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_find_quorum_is_the_union_of_all_quorums(data: st.DataObject) -> None:
@@ -126,6 +141,7 @@ def test_find_quorum_is_the_union_of_all_quorums(data: st.DataObject) -> None:
     quorums = [s for s in subsets(sorted(candidates)) if s and all(ref_is_slice(assigned[m], s) for m in s)]
     union = frozenset().union(*quorums) if quorums else frozenset()
     expected = union if ref_is_slice(local, union) else frozenset()
+    assert max_quorum(candidates, qset_of) == union
     assert find_quorum(local, candidates, qset_of) == expected
     assert is_quorum(local, candidates, qset_of) == bool(expected)
 

@@ -8,18 +8,25 @@ predicates of ``scpd.base.quorum`` on random nested quorum sets.
 
 from __future__ import annotations
 
-import random
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scp_harness import INF, Network, keypair
 
 from scpd.base import quorum
-from scpd.base.types import NodeID, SCPBallot, SCPEnvelope, SCPNomination, SCPPrepare, SCPQuorumSet, SCPStatement
+from scpd.base.types import (
+    NodeID,
+    SCPBallot,
+    SCPEnvelope,
+    SCPExternalize,
+    SCPNomination,
+    SCPPrepare,
+    SCPQuorumSet,
+    SCPStatement,
+)
 from scpd.scp import EnvelopeState, ValidationLevel
 from scpd.scp.ballot import is_newer_ballot_statement, is_sane_ballot_statement
-from scpd.scp.federated import LatestStatements, QuorumSetCache, SlicePredicate, is_quorum
+from scpd.scp.federated import LatestStatements, QuorumSetCache, is_quorum
 from scpd.scp.local_node import LocalNode
 from scpd.scp.nomination import is_newer_nomination, is_sane_nomination
 
@@ -252,16 +259,6 @@ def qsets(draw: st.DrawFn, depth: int = 0) -> SCPQuorumSet:
     return SCPQuorumSet(threshold, validators, inner)
 
 
-@settings(max_examples=300, deadline=None)
-@given(qsets(), st.sets(st.sampled_from(NODES)))
-def test_compiled_slice_predicates_match_reference(qset: SCPQuorumSet, nodes: set[NodeID]) -> None:
-    if quorum.sanity_violations(qset):
-        return  # the core only compiles sane sets (no duplicates)
-    compiled = SlicePredicate(qset, lambda n: n)
-    assert compiled.satisfied_by(nodes) == quorum.is_quorum_slice(qset, nodes)
-    assert compiled.blocked_by(nodes) == quorum.is_v_blocking(qset, nodes)
-
-
 class _TableDriver:
     def __init__(self, store: dict[bytes, SCPQuorumSet]) -> None:
         self.store = store
@@ -270,25 +267,38 @@ class _TableDriver:
         return self.store.get(qset_hash)
 
 
-def test_fast_quorum_search_matches_reference_on_random_networks() -> None:
-    rng = random.Random(7)
-    h = bytes(32)
-    for _ in range(300):
-        ids = NODES[:7]
-        own: dict[NodeID, SCPQuorumSet] = {}
-        for n in ids:
-            members = tuple(rng.sample(ids, rng.randint(1, 7)))
-            own[n] = SCPQuorumSet(rng.randint(1, len(members)), members)
-        local = ids[0]
-        latest = LatestStatements(lambda n: n)
-        hashes = {}
-        for n in ids:
-            hashes[n] = quorum.quorum_set_hash(own[n])
-        store = {hashes[n]: own[n] for n in ids}
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_fast_quorum_search_matches_reference_on_random_nested_networks(data: st.DataObject) -> None:
+    """The core's grouped quorum search answers as ``scpd.base.quorum.is_quorum``.
 
-        cache = QuorumSetCache(_TableDriver(store), LocalNode(local, True, own[local]))  # type: ignore[arg-type]
-        for n in ids:
-            latest.record(SCPEnvelope(SCPStatement(n, 0, SCPPrepare(hashes[n], B(1, X))), h))
-        subset = {n for n in ids if rng.random() < 0.7}
-        expected = quorum.is_quorum(own[local], subset, own.get)
-        assert is_quorum(own[local], subset, latest, cache) == expected
+    Nodes share quorum sets (so groups hold several nodes), some sets are
+    unknown (their nodes drop out), and one node has externalized (its
+    singleton set is always satisfied while it is a member).
+    """
+    ids = NODES[:7]
+    shared = data.draw(st.lists(qsets().filter(lambda q: not quorum.sanity_violations(q)), min_size=1, max_size=3))
+    own = {n: data.draw(st.sampled_from(shared)) for n in ids}
+    local = ids[0]
+    unknown = data.draw(st.sets(st.sampled_from(ids[1:]), max_size=2))
+    externalized = data.draw(st.sampled_from(ids[1:]))
+    store = {quorum.quorum_set_hash(q): q for q in own.values()}
+    # A node whose statement names a set nobody has: bytes(32) is no set's hash.
+    named = {n: bytes(32) if n in unknown else quorum.quorum_set_hash(own[n]) for n in ids}
+    cache = QuorumSetCache(_TableDriver(store), LocalNode(local, True, own[local]))  # type: ignore[arg-type]
+    latest = LatestStatements(cache.intern)
+    for n in ids:
+        if n == externalized:
+            pledges: SCPPrepare | SCPExternalize = SCPExternalize(B(1, X), 1, bytes(32))
+        else:
+            pledges = SCPPrepare(named[n], B(1, X))
+        latest.record(SCPEnvelope(SCPStatement(n, 0, pledges), b""))
+    subset = data.draw(st.sets(st.sampled_from(ids)))
+
+    def qset_of(n: NodeID) -> SCPQuorumSet | None:
+        if n == externalized:
+            return quorum.singleton_quorum_set(n)
+        return store.get(named[n])
+
+    expected = quorum.is_quorum(own[local], subset, qset_of)
+    assert is_quorum(own[local], set(subset), latest, cache) == expected

@@ -21,6 +21,17 @@ Everything rests on three facts:
 * *Helpers* generalise the FBAS with a set deleted (Mazières' delete
   operation): a deleted node cannot be in a quorum but counts as present for
   everyone else's slices, which is how a Byzantine node can help two sides.
+
+Why not ``scpd.base.quorum``, the one reference implementation of these
+predicates: its node sets are Python sets of keys, and a search over
+millions of candidate sets spends its time building and intersecting them;
+here a set is an int and a slice test is a popcount, with ``max_quorum`` a
+worklist that re-examines only the dependents of a dropped node. The engine
+also reads networks as they are published (validators listed twice,
+thresholds out of range, validators that are no node), which the reference
+predicates answer the same way. ``tests/test_analysis_predicates.py`` checks
+that ``satisfied`` and ``max_quorum`` agree with ``is_quorum_slice`` and
+``scpd.base.quorum.max_quorum`` on random nested networks.
 """
 
 from __future__ import annotations

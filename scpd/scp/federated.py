@@ -23,6 +23,11 @@ predicate is evaluated once per distinct pledge, not once per node. And few
 distinct quorum sets exist, so each fixpoint round evaluates one slice
 predicate per distinct set (``QuorumSetCache`` hands out one shared object
 per hash, which makes grouping by identity sound).
+
+The predicates themselves are ``scpd.base.quorum``'s (``SlicePredicate``,
+its compiled form); only the quorum search is written again here, because
+grouping nodes by statement and by quorum set is what makes it fast. The
+test suite checks that it agrees with ``scpd.base.quorum.is_quorum``.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, ItemsView, Iterator
 from typing import TYPE_CHECKING
 
-from scpd.base.quorum import sanity_violations
+from scpd.base.quorum import SlicePredicate, sanity_violations
 from scpd.base.types import (
     NodeID,
     Pledges,
@@ -48,7 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LatestStatements",
-    "SlicePredicate",
     "PledgePredicate",
     "QuorumSetCache",
     "federated_accept",
@@ -57,49 +61,6 @@ __all__ = [
 ]
 
 PledgePredicate = Callable[[Pledges], bool]
-
-
-class SlicePredicate:
-    """A quorum set compiled for fast membership tests (same answers as ``scpd.base.quorum``).
-
-    Validators become a frozenset, so counting the ones present is one C-level
-    set intersection instead of a Python loop. Only for sane sets (no
-    duplicate validators), which is all the core ever uses.
-    """
-
-    __slots__ = ("entries", "inner", "threshold", "validators")
-
-    def __init__(self, qset: SCPQuorumSet, intern: Callable[[NodeID], NodeID]) -> None:
-        self.threshold = qset.threshold
-        self.validators = frozenset(intern(v) for v in qset.validators)
-        self.inner = tuple(SlicePredicate(i, intern) for i in qset.inner_sets)
-        self.entries = len(qset.validators) + len(qset.inner_sets)
-
-    def satisfied_by(self, nodes: Collection[NodeID]) -> bool:
-        """``nodes`` contains a slice (``is_quorum_slice``)."""
-        need = self.threshold - len(self.validators.intersection(nodes))
-        if need <= 0:
-            return True
-        for inner in self.inner:
-            if inner.satisfied_by(nodes):
-                need -= 1
-                if need <= 0:
-                    return True
-        return False
-
-    def blocked_by(self, nodes: Collection[NodeID]) -> bool:
-        """``nodes`` intersects every slice (``is_v_blocking``)."""
-        if self.threshold <= 0:
-            return False
-        left = self.entries - self.threshold + 1 - len(self.validators.intersection(nodes))
-        if left <= 0:
-            return True
-        for inner in self.inner:
-            if inner.blocked_by(nodes):
-                left -= 1
-                if left <= 0:
-                    return True
-        return False
 
 
 class LatestStatements:
@@ -229,7 +190,9 @@ def is_quorum(local_qset: SCPQuorumSet, nodes: set[NodeID], latest: LatestStatem
     """True when ``nodes`` (senders in ``latest``) contain a quorum satisfying ``local_qset``.
 
     Same answer as ``scpd.base.quorum.is_quorum`` with each node's quorum set
-    taken from its statement; faster, as the module docstring explains.
+    taken from its statement; faster, as the module docstring explains: the
+    fixpoint drops whole groups of nodes that name one quorum set, and tests
+    one slice predicate per group instead of one per node.
     """
     local = qsets.compiled(local_qset)
     if not local.satisfied_by(nodes):
