@@ -14,6 +14,7 @@ from scpd.base.types import SCPQuorumSet
 from scpd.node.herder import Herder, HerderSettings
 from scpd.node.ledger import LedgerStore
 from scpd.node.metrics import ENVELOPE_REJECT_REASONS, Metrics
+from scpd.scp.slot import SlotEffort
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -138,17 +139,19 @@ def test_each_node_has_its_own_registry() -> None:
     assert a.registry.get_sample_value("scpd_envelopes_rejected_total", {"reason": "bad_signature"}) == 2
 
 
-def test_slot_histograms_read_rounds_and_counter_from_the_core_snapshot() -> None:
+def test_slot_histograms_read_rounds_and_counter_from_the_core() -> None:
     m = Metrics(process=False)
-    m.slot_externalized(7, 1.5, {"nomination": {"round": 3}, "ballot": {"b": [2, "value"], "c": [2, "value"]}})
+    m.slot_externalized(7, 1.5, SlotEffort(nomination_rounds=3, commit_counter=2))
     m.slot_externalized(8, None, None)
-    # Decided through others' EXTERNALIZE: b is "infinite", the committed counter is what counts.
-    m.slot_externalized(9, None, {"ballot": {"b": [0xFFFFFFFF, "value"], "c": [1, "value"]}})
+    # Decided through others' EXTERNALIZE without nominating: no rounds, the committed counter counts.
+    m.slot_externalized(9, None, SlotEffort(nomination_rounds=0, commit_counter=1))
+    m.slot_externalized(10, None, SlotEffort(nomination_rounds=1, commit_counter=None))
     r = m.registry
-    assert r.get_sample_value("scpd_ledger_latest_slot") == 9
-    assert r.get_sample_value("scpd_slots_externalized_total") == 3
+    assert r.get_sample_value("scpd_ledger_latest_slot") == 10
+    assert r.get_sample_value("scpd_slots_externalized_total") == 4
     assert r.get_sample_value("scpd_slot_nomination_to_externalize_seconds_count") == 1
-    assert r.get_sample_value("scpd_slot_nomination_rounds_sum") == 3
+    assert r.get_sample_value("scpd_slot_nomination_rounds_sum") == 4
+    assert r.get_sample_value("scpd_slot_nomination_rounds_count") == 2
     assert r.get_sample_value("scpd_slot_ballot_counter_sum") == 3
     assert r.get_sample_value("scpd_slot_ballot_counter_count") == 2
 

@@ -9,9 +9,8 @@ from netutil import Network, Node, wait_for
 from scpd.base.keys import Keypair
 from scpd.base.quorum import closest_v_blocking
 from scpd.base.types import NodeID, SCPQuorumSet
-from scpd.node.metrics import MemberState, QuorumMember
 from scpd.operator.quorum_log import SYNCED_INTERVAL, LogLine, QuorumLog
-from scpd.operator.status import NodeStatus
+from scpd.operator.status import MemberState, NodeStatus, QuorumMember
 
 L, A, B, C = (Keypair(bytes([0x60 + i]) * 32).public_key for i in range(4))
 QSET = SCPQuorumSet(3, (L, A, B, C))

@@ -35,6 +35,7 @@ from test_scp_ballot import (
 
 from scpd.base.types import SCPBallot
 from scpd.scp import TimerId
+from scpd.scp.slot import SlotEffort
 
 
 def nodes_all_pledge_to_commit(net: Network) -> None:
@@ -553,6 +554,17 @@ def test_snapshot_is_json_serializable() -> None:
     text = json.dumps(net.scp.snapshot(0))
     assert '"EXTERNALIZE"' in text
     assert net.scp.snapshot(7) is None
+
+
+def test_effort_reports_the_committed_counter_and_nomination_rounds() -> None:
+    net = restored("confirm")
+    assert net.scp.effort(0) == SlotEffort(nomination_rounds=0, commit_counter=1)
+    net = core5()
+    normal_round_externalized(net)
+    snap = net.scp.snapshot(0)
+    assert snap is not None
+    assert net.scp.effort(0) == SlotEffort(snap["nomination"]["round"], snap["ballot"]["c"][0]) == SlotEffort(0, 1)
+    assert net.scp.effort(7) is None
 
 
 def test_purge_slots_forgets_old_slots_and_stops_timers() -> None:

@@ -618,7 +618,7 @@ class Herder(Driver):
         started = self._nominated_at.pop(slot, None)
         elapsed = self._clock() - started if started is not None else None
         self.last_ledger_at = self._clock()
-        self.metrics.slot_externalized(slot, elapsed, self.scp.snapshot(slot))
+        self.metrics.slot_externalized(slot, elapsed, self.scp.effort(slot))
         self.metrics.tx_included.inc(len(tx_set.txs))
         self.scp.purge_slots(max(0, slot - self.settings.keep_slots))
         self._forget_old_tx_sets(record.previous_hash)

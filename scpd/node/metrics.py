@@ -1,4 +1,4 @@
-"""Prometheus metrics of one node, and the quorum health they report.
+"""Prometheus metrics of one node: their definitions, and the updates of the ones counted here.
 
 Theory of operation
 -------------------
@@ -23,30 +23,13 @@ Names follow Prometheus conventions: ``scpd_`` prefix, ``_total`` counters,
 ``_seconds``/``_bytes`` units, label values from small fixed sets (declared up
 front so every series exists, at 0, from the first scrape).
 
-Quorum health classifies each validator of the local quorum set, looking at
-the last closed slot ``L`` and the slot being decided ``C = L + 1``:
-
-* ``disagree``: its statement for ``L`` confirms or externalizes another value;
-* ``agree``: it speaks about ``C`` (or later), or it committed our value for ``L``,
-  and we heard from it recently;
-* ``delayed``: heard from recently, but still behind (no commit for ``L``);
-* ``missing``: not heard from within ``stale_after`` seconds (or never);
-* ``equivocating``: it signed two statements for one slot that cannot both be
-  honest (scpd.nodecore.equivocation); this overrides every other state.
-
-"Heard from" means its statements advanced (the core took a newer one), or
-it spoke to us over a direct authenticated connection: a copy of an old
-statement, re-flooded by others after the node died, keeps nobody alive.
-
-The local node itself always agrees.
+The quorum health (``scpd_quorum_members``) is classified with the admin
+API (``scpd.operator.status``), which hands the counts in (``watch``).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
-from enum import Enum
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -61,25 +44,18 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from scpd.base.quorum import all_validators
-from scpd.base.types import NodeID, SCPConfirm, SCPEnvelope, SCPExternalize, SCPNomination, SCPPrepare
-from scpd.node.overlay.overlay import LIMIT_COUNTERS
+from scpd.node.overlay.config import LIMIT_COUNTERS
 from scpd.scp.ballot import INFINITE
+from scpd.scp.slot import SlotEffort
 
 if TYPE_CHECKING:
     from scpd.node.herder import Herder
     from scpd.node.overlay.overlay import Overlay
-    from scpd.scp.scp import SCP
 
 __all__ = [
     "ENVELOPE_REJECT_REASONS",
     "LEDGER_WRITE_KINDS",
-    "MemberState",
     "Metrics",
-    "QuorumMember",
-    "quorum_members",
-    "stale_after",
-    "statement_summary",
 ]
 
 # Why an envelope from a peer went no further than the herder.
@@ -105,24 +81,6 @@ _SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 6
 _COUNT_BUCKETS = (1, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50)
 _LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-
-
-class MemberState(Enum):
-    AGREE = "agree"
-    DELAYED = "delayed"
-    MISSING = "missing"
-    DISAGREE = "disagree"
-    EQUIVOCATING = "equivocating"
-
-
-@dataclass(frozen=True, slots=True)
-class QuorumMember:
-    """One validator of the local quorum set, as the node sees it now."""
-
-    node_id: NodeID
-    state: MemberState
-    latest: SCPEnvelope | None
-    heard_seconds_ago: float | None
 
 
 class Metrics:
@@ -290,36 +248,38 @@ class Metrics:
     def storage_recovered(self) -> None:
         self.storage_failing.set(0)
 
-    def slot_externalized(self, slot: int, seconds: float | None, snapshot: Mapping[str, object] | None) -> None:
-        """Record one written ledger; ``snapshot`` is the core's picture of the slot (rounds, counter)."""
+    def slot_externalized(self, slot: int, seconds: float | None, effort: SlotEffort | None) -> None:
+        """Record one written ledger; ``effort`` is the core's account of the slot (rounds, counter)."""
         self.latest_slot.set(slot)
         self.slots_externalized.inc()
         if seconds is not None:
             self.externalize_seconds.observe(seconds)
-        if snapshot is None:
+        if effort is None:
             return
-        nomination = snapshot.get("nomination")
-        if isinstance(nomination, Mapping) and isinstance(nomination.get("round"), int) and nomination["round"] > 0:
-            self.nomination_rounds.observe(nomination["round"])
-        ballot = snapshot.get("ballot")
+        if effort.nomination_rounds > 0:
+            self.nomination_rounds.observe(effort.nomination_rounds)
         # The counter of the committed ballot; b itself may be the "infinite"
         # counter of a slot decided through other nodes' EXTERNALIZE statements.
-        c = ballot.get("c") if isinstance(ballot, Mapping) else None
-        if isinstance(c, list) and c and isinstance(c[0], int) and 0 < c[0] < INFINITE:
-            self.ballot_counter.observe(c[0])
+        counter = effort.commit_counter
+        if counter is not None and 0 < counter < INFINITE:
+            self.ballot_counter.observe(counter)
 
-    def watch(self, herder: Herder, overlay: Overlay, *, stale_after: float) -> None:
-        """Report the state of ``herder`` and ``overlay`` at every scrape."""
-        self.registry.register(_StateCollector(herder, overlay, stale_after))
+    def watch(self, herder: Herder, overlay: Overlay, quorum_states: Callable[[], Mapping[str, int]]) -> None:
+        """Report the state of ``herder`` and ``overlay`` at every scrape.
+
+        ``quorum_states`` counts the members of the local quorum set by state
+        (every state, 0 when none): the classification is the admin API's.
+        """
+        self.registry.register(_StateCollector(herder, overlay, quorum_states))
 
 
 class _StateCollector(Collector):
     """Gauges and counters read from the running node when Prometheus scrapes."""
 
-    def __init__(self, herder: Herder, overlay: Overlay, stale_after: float) -> None:
+    def __init__(self, herder: Herder, overlay: Overlay, quorum_states: Callable[[], Mapping[str, int]]) -> None:
         self._herder = herder
         self._overlay = overlay
-        self._stale_after = stale_after
+        self._quorum_states = quorum_states
 
     def describe(self) -> Iterable[Metric]:
         return []  # computed at scrape time; nothing to check at registration
@@ -371,98 +331,9 @@ class _StateCollector(Collector):
         q = GaugeMetricFamily("scpd_tx_queue_bytes", "Bytes of the transactions waiting in the queue")
         q.add_metric([], herder.txqueue.total_bytes)
         yield q
-        members = quorum_members(
-            herder.scp,
-            herder.node_id,
-            herder.tip.slot,
-            herder.heard_at,
-            time.time(),
-            self._stale_after,
-            herder.equivocations.nodes,
-        )
         h = GaugeMetricFamily(
             "scpd_quorum_members", "Validators of the local quorum set, by what we hear from them", labels=["state"]
         )
-        for state in MemberState:
-            h.add_metric([state.value], sum(1 for m in members if m.state is state))
+        for state, count in self._quorum_states().items():
+            h.add_metric([state], count)
         yield h
-
-
-# -- quorum health -------------------------------------------------------------
-
-
-def stale_after(slot_interval: float) -> float:
-    """Silence after which a quorum member counts as missing.
-
-    A live validator speaks at least once per slot, and a stuck one re-floods
-    its statements every couple of seconds, so three slots (at least 10 s)
-    of silence means it is gone or cut off from us.
-    """
-    return max(3.0 * slot_interval, 10.0)
-
-
-def quorum_members(
-    scp: SCP,
-    local: NodeID,
-    last_slot: int,
-    heard_at: Mapping[NodeID, float],
-    now: float,
-    stale_after: float,
-    equivocating: Collection[NodeID] = frozenset(),
-) -> list[QuorumMember]:
-    """Classify every validator of the local quorum set (see the module docstring)."""
-    decided = scp.get_externalized_value(last_slot)
-    # Nodes whose CONFIRM / EXTERNALIZE for the last slot carries the decided value.
-    committed = {env.statement.node_id for env in scp.get_externalizing_state(last_slot)}
-    out = []
-    for node in sorted(all_validators(scp.quorum_set), key=str):
-        latest = scp.get_latest_message(node)
-        heard = heard_at.get(node)
-        ago = None if heard is None else max(0.0, now - heard)
-        if node == local:
-            state = MemberState.AGREE
-        elif node in equivocating:
-            state = MemberState.EQUIVOCATING
-        elif latest is not None and _disagrees(latest, last_slot, decided):
-            state = MemberState.DISAGREE
-        elif latest is None or ago is None or ago > stale_after:
-            state = MemberState.MISSING
-        elif latest.statement.slot_index > last_slot or node in committed:
-            state = MemberState.AGREE
-        else:
-            state = MemberState.DELAYED
-        out.append(QuorumMember(node, state, latest, ago))
-    return out
-
-
-def _disagrees(latest: SCPEnvelope, last_slot: int, decided: bytes | None) -> bool:
-    """True when the node confirmed or externalized another value than ours for the last slot."""
-    if decided is None or latest.statement.slot_index != last_slot:
-        return False
-    p = latest.statement.pledges
-    if isinstance(p, SCPConfirm):
-        return p.ballot.value != decided
-    if isinstance(p, SCPExternalize):
-        return p.commit.value != decided
-    return False
-
-
-def statement_summary(env: SCPEnvelope, value_str: Callable[[bytes], str]) -> dict[str, object]:
-    """A short JSON-able description of a statement, for the admin API."""
-    st = env.statement
-    p = st.pledges
-    out: dict[str, object] = {"slot": st.slot_index, "type": st.type.name}
-    if isinstance(p, SCPNomination):
-        out["votes"] = [value_str(v) for v in p.votes]
-        out["accepted"] = [value_str(v) for v in p.accepted]
-    elif isinstance(p, SCPPrepare):
-        out["ballot"] = [p.ballot.counter, value_str(p.ballot.value)]
-        out["prepared"] = None if p.prepared is None else [p.prepared.counter, value_str(p.prepared.value)]
-        out["n_c"], out["n_h"] = p.n_c, p.n_h
-    elif isinstance(p, SCPConfirm):
-        out["ballot"] = [p.ballot.counter, value_str(p.ballot.value)]
-        out["n_prepared"], out["n_commit"], out["n_h"] = p.n_prepared, p.n_commit, p.n_h
-    else:
-        out["commit"] = [p.commit.counter, value_str(p.commit.value)]
-        out["n_h"] = p.n_h
-    return out

@@ -30,14 +30,13 @@ import structlog
 from aiohttp import web
 
 from scpd import __version__
-from scpd.base.types import NodeID, SCPQuorumSet
+from scpd.base.types import NodeID, SCPConfirm, SCPEnvelope, SCPNomination, SCPPrepare, SCPQuorumSet
 from scpd.errors import ScpdError
-from scpd.node.metrics import MemberState, statement_summary
 from scpd.node.overlay.peer import Peer
 from scpd.nodecore.messages import PeerAddress
 from scpd.operator import logs
 from scpd.operator.http_api import CONTEXT_KEY, NodeContext
-from scpd.operator.status import NodeStatus, node_status
+from scpd.operator.status import NodeStatus, node_status, state_counts
 
 __all__ = ["MAX_SCP_LIMIT", "add_routes"]
 
@@ -48,15 +47,12 @@ MAX_SCP_LIMIT = 20
 
 def _summary(ctx: NodeContext, status: NodeStatus) -> dict[str, Any]:
     qset = ctx.herder.scp.quorum_set
-    counts = {s.value: 0 for s in MemberState}
-    for m in status.members:
-        counts[m.state.value] += 1
     fail_with = status.fail_with
     return {
         "hash": ctx.herder.scp.quorum_set_hash.hex(),
         "threshold": qset.threshold,
         "validators": len(status.members),
-        **counts,
+        **state_counts(status.members),
         "has_quorum": status.has_quorum,
         "v_blocked": status.v_blocked,
         "fail_at": None if fail_with is None else len(fail_with),
@@ -115,7 +111,7 @@ async def quorum(request: web.Request) -> web.Response:
             "name": ctx.config.name_of(node),
             "state": m.state.value,
             "heard_seconds_ago": None if m.heard_seconds_ago is None else round(m.heard_seconds_ago, 3),
-            "latest": None if m.latest is None else statement_summary(m.latest, value_str),
+            "latest": None if m.latest is None else _statement_summary(m.latest, value_str),
         }
 
     def level(q: SCPQuorumSet) -> dict[str, Any]:
@@ -346,3 +342,24 @@ def add_routes(app: web.Application, ctx: NodeContext) -> None:
         app.router.add_get(path, handler)
     for path, handler in _ACTIONS.items():
         app.router.add_post(path, handler)
+
+
+def _statement_summary(env: SCPEnvelope, value_str: Callable[[bytes], str]) -> dict[str, object]:
+    """A short JSON-able description of a statement, for the admin API."""
+    st = env.statement
+    p = st.pledges
+    out: dict[str, object] = {"slot": st.slot_index, "type": st.type.name}
+    if isinstance(p, SCPNomination):
+        out["votes"] = [value_str(v) for v in p.votes]
+        out["accepted"] = [value_str(v) for v in p.accepted]
+    elif isinstance(p, SCPPrepare):
+        out["ballot"] = [p.ballot.counter, value_str(p.ballot.value)]
+        out["prepared"] = None if p.prepared is None else [p.prepared.counter, value_str(p.prepared.value)]
+        out["n_c"], out["n_h"] = p.n_c, p.n_h
+    elif isinstance(p, SCPConfirm):
+        out["ballot"] = [p.ballot.counter, value_str(p.ballot.value)]
+        out["n_prepared"], out["n_commit"], out["n_h"] = p.n_prepared, p.n_commit, p.n_h
+    else:
+        out["commit"] = [p.commit.counter, value_str(p.commit.value)]
+        out["n_h"] = p.n_h
+    return out

@@ -26,7 +26,7 @@ from scpd.errors import LedgerError, ScpdError
 from scpd.node.datadir import DataDirLock
 from scpd.node.herder import ExternalizedSlot, Herder, HerderSettings
 from scpd.node.ledger import START_CHECK_LEDGERS, LedgerStore
-from scpd.node.metrics import Metrics, stale_after
+from scpd.node.metrics import Metrics
 from scpd.node.overlay.backoff import Backoff
 from scpd.node.overlay.overlay import Overlay, OverlayConfig
 from scpd.nodecore.catchup import CatchupSettings
@@ -40,6 +40,7 @@ from scpd.operator.config import PeerAddress as ConfigAddress
 from scpd.operator.events import EventHub
 from scpd.operator.http_api import NodeContext, start_http
 from scpd.operator.quorum_log import run_quorum_log
+from scpd.operator.status import member_states, state_counts
 from scpd.operator.watch import NodeWatch
 from scpd.operator.watchdog import LoopWatchdog
 
@@ -187,7 +188,7 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
     watch = NodeWatch(cfg, herder, EventHub(on_drop=metrics.events_dropped.inc), metrics)
     overlay = Overlay(cfg.keypair, overlay_config(cfg), herder.handle_message)
     herder.attach(overlay)
-    metrics.watch(herder, overlay, stale_after=stale_after(cfg.timers.slot_interval))
+    metrics.watch(herder, overlay, lambda: state_counts(member_states(cfg, herder)))
     for address in cfg.known_addresses:
         overlay.add_address(_address(address))
     stop = asyncio.Event()

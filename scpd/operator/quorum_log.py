@@ -35,9 +35,8 @@ from dataclasses import dataclass
 import structlog
 
 from scpd.base.types import NodeID
-from scpd.node.metrics import MemberState, stale_after
 from scpd.operator.http_api import NodeContext
-from scpd.operator.status import NodeStatus, node_status
+from scpd.operator.status import MemberState, NodeStatus, node_status, stale_after, state_counts
 
 __all__ = ["SYNCED_INTERVAL", "LogLine", "QuorumLog", "run_quorum_log"]
 
@@ -97,7 +96,7 @@ class QuorumLog:
         return {
             "state": status.state,
             "ledger": ledger,
-            **{s.value: len(nodes) for s, nodes in by_state.items()},
+            **state_counts(status.members),
             "fail_at": None if fail_with is None else len(fail_with),
             "fail_with": None if fail_with is None else sorted(self._label(n) for n in fail_with),
             "missing_nodes": sorted(self._label(n) for n in by_state[MemberState.MISSING]),

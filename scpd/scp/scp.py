@@ -31,7 +31,7 @@ from scpd.errors import ConsensusError
 from scpd.scp.driver import Driver, EnvelopeState
 from scpd.scp.federated import QuorumSetCache
 from scpd.scp.local_node import LocalNode
-from scpd.scp.slot import Slot
+from scpd.scp.slot import Slot, SlotEffort
 
 __all__ = ["SCP"]
 
@@ -178,6 +178,11 @@ class SCP:
 
     def empty(self) -> bool:
         return not self._slots
+
+    def effort(self, slot_index: int) -> SlotEffort | None:
+        """How much work deciding a slot took (nomination rounds, committed counter); None if unknown."""
+        slot = self._get_slot(slot_index, create=False)
+        return None if slot is None else slot.effort()
 
     def snapshot(self, slot_index: int) -> dict[str, Any] | None:
         """A JSON-able picture of a slot's state, or None if the slot is unknown.

@@ -19,6 +19,7 @@ the latest statement per node, never a history.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from scpd.base.types import NodeID, SCPEnvelope, SCPNomination, SCPQuorumSet, SCPStatement
@@ -34,7 +35,15 @@ from scpd.scp.federated import (
 from scpd.scp.local_node import LocalNode
 from scpd.scp.nomination import NominationProtocol
 
-__all__ = ["Slot"]
+__all__ = ["Slot", "SlotEffort"]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotEffort:
+    """How much work deciding a slot took, for the node's histograms."""
+
+    nomination_rounds: int  # rounds of nomination run (0: the slot was decided without nominating)
+    commit_counter: int | None  # the counter of the ballot committed (None: nothing committed yet)
 
 
 class Slot:
@@ -130,6 +139,10 @@ class Slot:
     def get_latest_message(self, node_id: NodeID) -> SCPEnvelope | None:
         env = self.ballot.latest.get(node_id)
         return env if env is not None else self.nomination.latest.get(node_id)
+
+    def effort(self) -> SlotEffort:
+        commit = self.ballot.commit
+        return SlotEffort(self.nomination.round_number, None if commit is None else commit.counter)
 
     def snapshot(self) -> dict[str, Any]:
         value_str = self.driver.value_to_str
