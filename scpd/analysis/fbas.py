@@ -185,14 +185,20 @@ def _qset_from_json(raw: Any, where: str, depth: int) -> QSet:
     threshold: Any = raw.get("threshold")
     if not _is_count(threshold):
         raise AnalysisInputError(f"{where}.threshold: expected a non-negative integer")
-    validators = raw.get("validators", [])
-    if not isinstance(validators, list) or not all(isinstance(v, str) for v in validators):
-        raise AnalysisInputError(f"{where}.validators: expected a list of public keys")
+    validators = _validator_keys(raw, where)
     inner = raw.get("innerQuorumSets") or []
     if not isinstance(inner, list):
         raise AnalysisInputError(f"{where}.innerQuorumSets: expected a list")
     inner_sets = tuple(_qset_from_json(q, f"{where}.innerQuorumSets[{j}]", depth + 1) for j, q in enumerate(inner))
     return QSet(int(threshold), tuple(validators), inner_sets)
+
+
+def _validator_keys(raw: dict[str, Any], where: str) -> list[str]:
+    """The ``validators`` list of a stellarbeat object (a quorum set or an organisation)."""
+    validators = raw.get("validators", [])
+    if not isinstance(validators, list) or not all(isinstance(v, str) for v in validators):
+        raise AnalysisInputError(f"{where}.validators: expected a list of public keys")
+    return validators
 
 
 def _is_count(value: Any) -> bool:
@@ -213,9 +219,7 @@ def organizations_from_stellarbeat(data: Any, fbas: Fbas, source: str = "input")
         name = raw.get("name")
         if not isinstance(name, str) or not name:
             raise AnalysisInputError(f"{where}: name missing or not a string")
-        validators = raw.get("validators", [])
-        if not isinstance(validators, list) or not all(isinstance(v, str) for v in validators):
-            raise AnalysisInputError(f"{where}.validators: expected a list of public keys")
+        validators = _validator_keys(raw, where)
         nodes = frozenset(fbas.index[v] for v in validators if v in fbas.index)
         for node in nodes:
             if node in owner:

@@ -45,16 +45,11 @@ def _minimal_in(engine: Engine, cluster: int, helpers: int, found: list[int]) ->
     stack = [(0, engine.max_quorum(cluster, helpers))]
     while stack:
         selection, available = stack.pop()
-        if selection:
-            missing = engine.unsatisfied(selection, selection | helpers)
-            if not missing:
-                if engine.is_minimal_quorum(selection, helpers):
-                    found.append(selection)
-                continue
-            low = missing & -missing
-            choices = engine.members[low.bit_length() - 1] & available & ~selection
-        else:
-            choices = available
+        choices = _branch_on(engine, selection, available, helpers)
+        if choices is None:
+            if engine.is_minimal_quorum(selection, helpers):
+                found.append(selection)
+            continue
         pick = choices & -choices
         if not pick:
             continue
@@ -101,14 +96,9 @@ def _disjoint_in(engine: Engine, cluster: int, helpers: int) -> tuple[int, int] 
     stack = [(0, top, top)]
     while stack:
         selection, available, rest = stack.pop()
-        if selection:
-            missing = engine.unsatisfied(selection, selection | helpers)
-            if not missing:
-                return selection, rest
-            low = missing & -missing
-            choices = engine.members[low.bit_length() - 1] & available & ~selection
-        else:
-            choices = available
+        choices = _branch_on(engine, selection, available, helpers)
+        if choices is None:
+            return selection, rest
         pick = choices & -choices
         if not pick:
             continue
@@ -123,3 +113,19 @@ def _disjoint_in(engine: Engine, cluster: int, helpers: int) -> tuple[int, int] 
         if smaller_rest:
             stack.append((selection | pick, available, smaller_rest))
     return None
+
+
+def _branch_on(engine: Engine, selection: int, available: int, helpers: int) -> int | None:
+    """The nodes a search may add to ``selection`` next; None when ``selection`` is a quorum already.
+
+    A selection that is not a quorum has a member whose slices it lacks: every
+    quorum extending it holds one of that member's validators, so those are
+    the only branches (the lowest such member, for a deterministic order).
+    """
+    if not selection:
+        return available
+    missing = engine.unsatisfied(selection, selection | helpers)
+    if not missing:
+        return None
+    low = missing & -missing
+    return engine.members[low.bit_length() - 1] & available & ~selection
