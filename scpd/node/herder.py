@@ -724,7 +724,7 @@ class Herder(Driver):
         if overlay is None or not self._running:
             return
         # Half a frame of transactions per message leaves room for the per-transaction framing.
-        budget = max(1 << 16, overlay.config.max_frame // 2)
+        budget = max(1 << 16, overlay.config.max_message_size // 2)
         groups = {origin: _encode_groups(txs, budget) for origin, txs in pending.items()}
         shared: list[bytes] | None = None
         for peer in overlay.peers:

@@ -29,6 +29,7 @@ from scpd.base.xdr import Packer, Reader, XdrError, pack_fixed_opaque
 __all__ = [
     "ANSWERED_TYPES",
     "CATCHUP_RANGE",
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "FLOODED_TYPES",
     "MAX_ERROR_TEXT",
     "MAX_HOST_LENGTH",
@@ -75,6 +76,8 @@ MAX_NEIGHBORS = 1000
 # largest frame a configuration may allow (overlay.max_message_size), so any
 # tx set the configuration check lets through also decodes.
 MAX_OPAQUE = 256 * 1024 * 1024
+# The default of overlay.max_message_size: the largest frame a node reads or writes.
+DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 # Discriminants reserved for ledger catch-up messages (GET_LEDGER, LEDGER, ...).
 CATCHUP_RANGE = range(40, 64)
 _U32 = struct.Struct(">I")

@@ -69,6 +69,7 @@ from scpd.base import quorum
 from scpd.base.keys import Keypair, network_id
 from scpd.base.types import MAX_QSET_DEPTH, MAX_QSET_NODES, NodeID, PublicKey, SCPQuorumSet
 from scpd.errors import ConfigError, KeyFormatError
+from scpd.nodecore.messages import DEFAULT_MAX_MESSAGE_SIZE, MAX_OPAQUE
 from scpd.nodecore.values import MAX_TX_SIZE, TxSetLimits, max_tx_set_xdr_size
 from scpd.operator.localnet_config import DEFAULT_LOCALNET_PASSPHRASE
 from scpd.scp.driver import DEFAULT_TIMEOUT_INCREMENT, DEFAULT_TIMEOUT_INITIAL, MAX_TIMEOUT
@@ -266,7 +267,7 @@ class OverlaySection(_Section):
     peers: list[Address] = Field(default_factory=list)
     max_inbound_peers: int = Field(default=64, ge=0, le=10_000)
     target_outbound_peers: int = Field(default=8, ge=0, le=1_000)
-    max_message_size: int = Field(default=4 << 20, ge=4096, le=256 << 20)
+    max_message_size: int = Field(default=DEFAULT_MAX_MESSAGE_SIZE, ge=4096, le=MAX_OPAQUE)
     handshake_timeout: float = Field(default=5.0, gt=0, le=600)
     keepalive_interval: float = Field(default=5.0, gt=0, le=3600)
     peer_timeout: float = Field(default=30.0, gt=0, le=3600)
@@ -288,6 +289,17 @@ class OverlaySection(_Section):
     @classmethod
     def _host(cls, value: str) -> str:
         return validate_host(value)
+
+    def with_room_for_two_messages(self) -> OverlaySection:
+        """The section with its per-peer queue and answer bursts raised to two of the largest messages.
+
+        A queue or a burst below that could never carry the largest message, so a
+        lower value is raised rather than refused (docs/security.md, "Resource limits").
+        """
+        floor = 2 * self.max_message_size
+        keys = ("send_queue_bytes", "answer_burst", "answer_total_burst")
+        raised = {key: max(getattr(self, key), floor) for key in keys}
+        return self.model_copy(update=raised)
 
 
 class ValidatorEntry(_Section):
@@ -802,7 +814,7 @@ class _Resolver:
             peers=peers,
             known_addresses=known,
             data_dir=self._path(f.node.data_dir),
-            overlay=f.overlay,
+            overlay=f.overlay.with_room_for_two_messages(),
             timers=f.timers,
             ledger=f.ledger,
             intake=f.intake,

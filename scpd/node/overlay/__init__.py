@@ -1,14 +1,17 @@
 """The overlay: authenticated TCP connections between validators, and flooding.
 
-Modules, bottom up (the XDR message union is ``scpd.nodecore.messages``): ``framing``
-(length-prefixed frames), ``session`` (sequence numbers and HMACs),
-``handshake`` (HELLO/AUTH and key derivation), ``peer`` (one connection's
-tasks and queue), ``floodgate``, ``backoff``, ``bans``, ``budget`` and
-``requests`` (small policies), and ``overlay`` (the manager the herder drives).
+Modules, bottom up (the XDR message union is ``scpd.nodecore.messages``):
+``settings`` (the operator's ``[overlay]`` knobs under the file's names),
+``framing`` (length-prefixed frames), ``session`` (sequence numbers and
+HMACs), ``handshake`` (HELLO/AUTH and key derivation), ``peer`` (one
+connection's tasks and queue), ``floodgate``, ``backoff``, ``bans``,
+``budget`` and ``requests`` (small policies), and ``overlay`` (the manager
+the herder drives).
 """
 
-from scpd.node.overlay.overlay import Handler, Overlay, OverlayConfig, OverlayStats, Verdict
+from scpd.node.overlay.overlay import Handler, Overlay, OverlayStats, Verdict
 from scpd.node.overlay.peer import Peer
+from scpd.node.overlay.settings import OverlaySettings
 from scpd.nodecore.messages import OverlayMessage, PeerAddress
 
-__all__ = ["Handler", "Overlay", "OverlayConfig", "OverlayMessage", "OverlayStats", "Peer", "PeerAddress", "Verdict"]
+__all__ = ["Handler", "Overlay", "OverlayMessage", "OverlaySettings", "OverlayStats", "Peer", "PeerAddress", "Verdict"]

@@ -4,13 +4,13 @@ Theory of operation: the ``Overlay`` owns a listening socket, a set of
 authenticated ``Peer`` objects (at most one per node id) and a maintenance
 task. The maintenance task keeps configured ("preferred") addresses connected,
 redialing each with exponential backoff and jitter, and fills up to
-``target_connections`` from addresses learned through PEERS messages.
+``target_outbound_peers`` from addresses learned through PEERS messages.
 
 Connections are bounded in two pools, as stellar-core's pending and
 authenticated peer lists: at most ``max_pending_handshakes`` inbound
 handshakes at once (a new one evicts the oldest, so silent TCP connections
 cannot starve real ones: an honest handshake takes milliseconds), and at most
-``max_inbound`` established inbound peers. Preferred peers, the validators of
+``max_inbound_peers`` established inbound peers. Preferred peers, the validators of
 our quorum set (``preferred_nodes``) and the nodes behind configured
 addresses, always find a slot: when the pool is full one of them evicts a
 stranger, after its AUTH proved its key.
@@ -34,7 +34,7 @@ the bytes it sends us, and all of them draw from a total; TX_SET and quorum
 sets nobody asked for are dropped before any consumer sees them.
 
 Misbehaviour points accumulate per node id; past ``ban_threshold`` the peer
-is disconnected and banned (node id and address) for ``ban_seconds``, and
+is disconnected and banned (node id and address) for ``ban_duration``, and
 its host may then bring fresh keys only one per ``new_key_interval``
 (``bans.KeyChurn``), so a ban is not undone by generating a key.
 """
@@ -48,7 +48,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -58,14 +58,14 @@ from scpd.base.keys import Keypair, network_id
 from scpd.base.quorum import quorum_set_hash
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.errors import OverlayError, ScpdError
-from scpd.node.overlay.backoff import Backoff
 from scpd.node.overlay.bans import BanList, KeyChurn
 from scpd.node.overlay.budget import Allowance, BudgetSettings, ByteBudget
-from scpd.node.overlay.floodgate import DEFAULT_FLOOD_MEMORY, Floodgate
-from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, encode_frame
+from scpd.node.overlay.floodgate import Floodgate
+from scpd.node.overlay.framing import encode_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError, HandshakeResult, perform_handshake
-from scpd.node.overlay.peer import ANSWERING, Peer, PeerSettings
+from scpd.node.overlay.peer import ANSWERING, Peer
 from scpd.node.overlay.requests import PendingRequests
+from scpd.node.overlay.settings import OverlaySettings
 from scpd.nodecore.messages import (
     ANSWERED_TYPES,
     FLOODED_TYPES,
@@ -91,7 +91,7 @@ from scpd.nodecore.messages import (
     message_hash,
 )
 
-__all__ = ["LIMIT_COUNTERS", "Handler", "Overlay", "OverlayConfig", "OverlayStats", "Verdict"]
+__all__ = ["LIMIT_COUNTERS", "Handler", "Overlay", "OverlayStats", "Verdict"]
 
 log = structlog.get_logger(__name__)
 
@@ -110,53 +110,6 @@ REJECT_POINTS = 25
 PROTOCOL_POINTS = 50
 # Peer-set changes within this many seconds are announced to the peers together (NEIGHBORS).
 NEIGHBORS_DELAY = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class OverlayConfig:
-    network_passphrase: str
-    listen_host: str = "127.0.0.1"
-    listen_port: int | None = 0  # None: do not accept inbound connections
-    peers: tuple[PeerAddress, ...] = ()  # preferred: always kept connected
-    preferred_nodes: frozenset[NodeID] = frozenset()  # validators of our quorum set: always find a slot
-    target_connections: int = 8
-    max_inbound: int = 64
-    max_pending_handshakes: int = 32
-    max_frame: int = DEFAULT_MAX_FRAME
-    send_queue_size: int = 1024
-    send_queue_bytes: int = 16 * 1024 * 1024
-    # Answers to requests, in bytes: preferred peers earn with time, strangers
-    # earn ``answer_ratio`` bytes per byte they send; everybody draws from the total.
-    answer_rate: float = 8 * 1024 * 1024
-    answer_burst: int = 16 * 1024 * 1024
-    answer_ratio: float = 1.0
-    answer_total_rate: float = 32 * 1024 * 1024
-    answer_total_burst: int = 64 * 1024 * 1024
-    new_key_interval: float = 60.0
-    ping_interval: float = 5.0
-    idle_timeout: float = 30.0
-    write_timeout: float = 10.0
-    handshake_timeout: float = 5.0
-    connect_timeout: float = 5.0
-    ban_threshold: int = 100
-    ban_seconds: float = 600.0
-    flood_memory: int = DEFAULT_FLOOD_MEMORY
-    max_known_addresses: int = 1000
-    max_pending_requests: int = 1024
-    max_requests_per_peer: int = 64
-    maintenance_interval: float = 1.0
-    share_peers: bool = True
-    backoff: Backoff = field(default_factory=Backoff)
-
-    def peer_settings(self) -> PeerSettings:
-        return PeerSettings(
-            max_frame=self.max_frame,
-            send_queue_size=self.send_queue_size,
-            send_queue_bytes=self.send_queue_bytes,
-            ping_interval=self.ping_interval,
-            idle_timeout=self.idle_timeout,
-            write_timeout=self.write_timeout,
-        )
 
 
 @dataclass(slots=True)
@@ -211,7 +164,7 @@ class Overlay:
     def __init__(
         self,
         keypair: Keypair,
-        config: OverlayConfig,
+        config: OverlaySettings,
         handler: Handler,
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -225,7 +178,6 @@ class Overlay:
         self._handler = handler
         self._clock = clock
         self._rng = rng or random.Random()
-        self._settings = config.peer_settings()
         self._peers: dict[NodeID, Peer] = {}
         self._floodgate = Floodgate(config.flood_memory)
         # What each peer says it is connected to (NEIGHBORS): relay hints, see ``_relay_targets``.
@@ -263,7 +215,7 @@ class Overlay:
         self._running = True
         if self.config.listen_port is not None:
             self._server = await asyncio.start_server(
-                self._on_inbound, self.config.listen_host, self.config.listen_port
+                self._on_inbound, self.config.listen_address, self.config.listen_port
             )
             self.listen_port = self._server.sockets[0].getsockname()[1]
         self._maintenance = asyncio.create_task(self._maintain_loop(), name="overlay-maintenance")
@@ -400,7 +352,7 @@ class Overlay:
         for address in sorted(self._preferred):
             if self._dialable(address, now):
                 self._spawn_dial(address)
-        missing = self.config.target_connections - len(self._peers) - len(self._dialing)
+        missing = self.config.target_outbound_peers - len(self._peers) - len(self._dialing)
         if missing <= 0:
             return
         candidates = [a for a in self._known if a not in self._preferred and self._dialable(a, now)]
@@ -492,7 +444,7 @@ class Overlay:
         try:
             async with asyncio.timeout(self.config.handshake_timeout):
                 result = await perform_handshake(
-                    reader, writer, handshake, max_frame=self.config.max_frame, check_hello=check_hello
+                    reader, writer, handshake, max_frame=self.config.max_message_size, check_hello=check_hello
                 )
         except TimeoutError:
             self.stats.handshakes_failed += 1
@@ -516,7 +468,7 @@ class Overlay:
         if not self._churn.admit(inbound_host, node):
             self.stats.new_keys_refused += 1
             raise HandshakeError(f"too many new keys from {inbound_host} after a ban", ErrorCode.BANNED)
-        if node not in self._peers and self._inbound_count() >= self.config.max_inbound:
+        if node not in self._peers and self._inbound_count() >= self.config.max_inbound_peers:
             self.stats.inbound_refused += 1
             raise HandshakeError("too many connections", ErrorCode.LOAD)
 
@@ -534,7 +486,7 @@ class Overlay:
 
     def _make_room(self, node: NodeID) -> None:
         """The inbound pool is full: a preferred newcomer evicts a stranger; anyone else is refused."""
-        if node in self._peers or self._inbound_count() < self.config.max_inbound:
+        if node in self._peers or self._inbound_count() < self.config.max_inbound_peers:
             return
         if not self._node_preferred(node):
             self.stats.inbound_refused += 1
@@ -568,7 +520,7 @@ class Overlay:
             if not self._new_connection_wins(existing, outbound, node):
                 error = ErrorMessage(ErrorCode.DUPLICATE, "already connected")
                 with contextlib.suppress(OSError, OverlayError):
-                    writer.write(encode_frame(result.session.seal(error), self.config.max_frame))
+                    writer.write(encode_frame(result.session.seal(error), self.config.max_message_size))
                 writer.transport.close()
                 raise HandshakeError(f"already connected to {node}", ErrorCode.DUPLICATE)
             existing.close("replaced by a newer connection", error=ErrorMessage(ErrorCode.DUPLICATE, "replaced"))
@@ -579,7 +531,7 @@ class Overlay:
             writer,
             outbound=outbound,
             address=address,
-            settings=self._settings,
+            settings=self.config,
             on_message=self._dispatch,
             on_close=self._on_peer_closed,
             on_score=self._on_score,
@@ -643,7 +595,7 @@ class Overlay:
 
     def ban(self, node: NodeID, address: PeerAddress | None = None, seconds: float | None = None) -> None:
         """Ban a node (and its address) and drop its connection."""
-        duration = self.config.ban_seconds if seconds is None else seconds
+        duration = self.config.ban_duration if seconds is None else seconds
         self._bans.ban(node, duration)
         if address is not None:
             self._bans.ban(address, duration)
@@ -683,7 +635,7 @@ class Overlay:
             if self._peers.get(peer.node_id) is peer:
                 self._neighbors[peer.node_id] = frozenset(message.nodes)
         elif isinstance(message, Peers):
-            own = PeerAddress(self.config.listen_host, self.listen_port) if self.listen_port else None
+            own = PeerAddress(self.config.listen_address, self.listen_port) if self.listen_port else None
             for address in message.addresses:
                 if address != own:
                     self.add_address(address)
