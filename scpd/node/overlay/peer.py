@@ -97,11 +97,11 @@ class Peer:
         outbound: bool,
         address: PeerAddress | None,
         settings: OverlaySettings,
+        answers: BudgetSettings,
         on_message: MessageCallback,
         on_close: CloseCallback,
         on_score: ScoreCallback,
         clock: Callable[[], float] = time.monotonic,
-        answers: BudgetSettings | None = None,
         screen: ScreenCallback | None = None,
     ) -> None:
         self.hello = hello
@@ -126,8 +126,8 @@ class Peer:
         self._wake_writer = asyncio.Event()
         self._idle = asyncio.Event()  # nothing waits to be written
         self._idle.set()
-        # What answering this peer's requests may cost; default: a stranger's (2x what it sends).
-        self.answers = ByteBudget(answers or BudgetSettings(rate=0.0, burst=8 * 1024 * 1024, ratio=1.0), clock)
+        # What answering this peer's requests may cost: the overlay's budget for its kind of peer.
+        self.answers = ByteBudget(answers, clock)
         self.answers_refused = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = asyncio.Event()
