@@ -23,14 +23,11 @@ from scpd.errors import ConfigError
 from scpd.node.herder import HerderSettings
 from scpd.nodecore.messages import PeerAddress as NodePeerAddress
 from scpd.nodecore.pending import PendingLimits
-from scpd.operator.config import (
-    ConfigWarning,
-    OverlaySection,
-    PeerAddress,
-    format_quorum_set,
-    load_config,
-    parse_address,
-)
+from scpd.operator.config import load_config
+from scpd.operator.config_addresses import PeerAddress, parse_address
+from scpd.operator.config_node import ConfigWarning
+from scpd.operator.config_quorum import format_quorum_set
+from scpd.operator.config_sections import OverlaySection
 from scpd.operator.daemon import herder_settings, overlay_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -582,7 +579,7 @@ def test_seed_never_in_repr_or_str_of_the_loaded_config(write: Callable[..., Pat
 
 
 def test_seed_never_in_validation_model_repr() -> None:
-    from scpd.operator.config import NodeSection
+    from scpd.operator.config_sections import NodeSection
 
     section = NodeSection.model_validate({"seed": SEED})
     assert SEED not in repr(section) and SEED not in str(section) and SEED not in str(section.model_dump())
@@ -764,7 +761,7 @@ def test_example_configs_are_refused_for_their_published_seed_only(example: str,
 
 
 def test_redaction_hides_seed_shapes_but_not_public_keys() -> None:
-    from scpd.operator.config import redact_secrets
+    from scpd.operator.config_messages import redact_secrets
 
     text = f"key {PK[0]} seed {SEED} low {SEED.lower()} path /x/{SEED[:30]}"
     out = redact_secrets(text)

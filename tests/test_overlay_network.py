@@ -44,7 +44,7 @@ from scpd.nodecore.messages import (
     decode_message,
     encode_message,
 )
-from scpd.operator.config import OverlaySection
+from scpd.operator.config_sections import OverlaySection
 
 PASSPHRASE = "scpd overlay test network"
 NET_ID = network_id(PASSPHRASE)

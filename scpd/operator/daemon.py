@@ -35,8 +35,8 @@ from scpd.nodecore.pending import PendingLimits
 from scpd.nodecore.txqueue import QueueLimits
 from scpd.nodecore.values import TxSetLimits
 from scpd.operator.api_metrics import start_metrics_http
-from scpd.operator.config import NodeConfig
-from scpd.operator.config import PeerAddress as ConfigAddress
+from scpd.operator.config_addresses import PeerAddress as ConfigAddress
+from scpd.operator.config_node import NodeConfig
 from scpd.operator.events import EventHub
 from scpd.operator.http_api import NodeContext, start_http
 from scpd.operator.quorum_log import run_quorum_log
