@@ -18,7 +18,8 @@ from scpd.base.keys import Keypair, network_id, sign_statement
 from scpd.base.quorum import quorum_set_hash
 from scpd.base.types import SCPBallot, SCPEnvelope, SCPExternalize, SCPQuorumSet, SCPStatement
 from scpd.cli.main import main
-from scpd.node.ledger import DB_FILENAME, LedgerStore
+from scpd.node.ledger import LedgerStore
+from scpd.node.ledger_schema import DB_FILENAME
 from scpd.node.proof_audit import first_unproven_ledger
 from scpd.nodecore.values import GENESIS_HASH, ConsensusValue, LedgerEntry, TxSet, tx_id
 from scpd.operator.config import load_config

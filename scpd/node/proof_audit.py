@@ -25,7 +25,8 @@ from collections.abc import Mapping
 
 from scpd.base.quorum import is_quorum
 from scpd.base.types import NodeID, SCPExternalize, SCPQuorumSet
-from scpd.node.ledger import ChainBreak, LedgerStore
+from scpd.node.ledger import LedgerStore
+from scpd.node.ledger_chain import ChainBreak
 from scpd.nodecore.catchup import CatchupEntry, check_entry
 from scpd.nodecore.values import GENESIS_CLOSE_TIME, GENESIS_HASH, ChainTip
 

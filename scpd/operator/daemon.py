@@ -47,7 +47,7 @@ __all__ = ["herder_settings", "overlay_settings", "run_node"]
 
 log = structlog.get_logger("scpd.daemon")
 
-# With [ledger] record_envelopes: every received SCP envelope (scpd.node.ledger.EnvelopeLog).
+# With [ledger] record_envelopes: every received SCP envelope (scpd.node.envelope_log.EnvelopeLog).
 RECEIVED_ENVELOPES_FILE = "received-envelopes.bin"
 
 
