@@ -1,12 +1,12 @@
 """The overlay's settings: one object, read by the overlay manager and by every peer.
 
 The knobs an operator sets in ``[overlay]`` carry the same names here as in
-the file (``docs/configuration.md``), and have no default here: their defaults,
-bounds and the rules between them are declared once, in the configuration's
-``OverlaySection``, which also raises the byte budgets to hold two of the
-largest messages. The daemon passes the section's
-values through unchanged. The knobs below them are not operator-visible; their
-defaults live here only.
+the file (``docs/configuration.md``) and have no default here: their defaults,
+bounds and the rules between them are declared once, in the configuration
+(``scpd.operator.config_sections.OverlaySection``), which also raises the
+byte budgets to hold two of the largest messages. The daemon passes the
+section's values through unchanged (``scpd.operator.daemon.overlay_settings``).
+The knobs below them are not operator-visible; their defaults live here only.
 """
 
 from __future__ import annotations
