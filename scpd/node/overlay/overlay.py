@@ -444,7 +444,7 @@ class Overlay:
         try:
             async with asyncio.timeout(self.config.handshake_timeout):
                 result = await perform_handshake(
-                    reader, writer, handshake, max_frame=self.config.max_message_size, check_hello=check_hello
+                    reader, writer, handshake, max_message_size=self.config.max_message_size, check_hello=check_hello
                 )
         except TimeoutError:
             self.stats.handshakes_failed += 1
