@@ -18,10 +18,12 @@ from scpd.base.types import NodeID
 from scpd.node.overlay.addresses import AddressBook
 from scpd.node.overlay.admission import Admission
 from scpd.node.overlay.bans import BanList, KeyChurn, Scores
-from scpd.node.overlay.config import OverlayConfig, OverlayStats
 from scpd.node.overlay.handshake import HandshakeError
 from scpd.node.overlay.peer import Peer
+from scpd.node.overlay.settings import OverlaySettings
+from scpd.node.overlay.stats import OverlayStats
 from scpd.nodecore.messages import ErrorCode, Hello, PeerAddress, Peers
+from scpd.operator.config_sections import OverlaySection
 
 NODES = [Keypair(bytes([0x70 + i]) * 32).public_key for i in range(8)]
 ME = NODES[0]
@@ -134,7 +136,10 @@ def admission(
     preferred: frozenset[NodeID] = frozenset(),
 ) -> tuple[Admission, OverlayStats, BanList, KeyChurn]:
     clock = Clock()
-    config = OverlayConfig("test", max_inbound=max_inbound, preferred_nodes=preferred)
+    section = OverlaySection(max_inbound_peers=max_inbound)
+    config = OverlaySettings(
+        **section.model_dump(exclude={"peers"}), peers=(), network_passphrase="test", preferred_nodes=preferred
+    )
     stats = OverlayStats()
     bans, churn = BanList(clock), KeyChurn(60.0, clock)
     book = AddressBook((), max_known=10)

@@ -69,10 +69,14 @@ from scpd.base.types import (
     SCPStatement,
 )
 from scpd.errors import LedgerError, XdrError
-from scpd.node.ledger import EnvelopeLog, LedgerRecord, LedgerStore, StorageError, StorageHealth
+from scpd.node.envelope_log import EnvelopeLog
+from scpd.node.ledger import LedgerStore
+from scpd.node.ledger_chain import LedgerRecord
+from scpd.node.ledger_db import StorageError
 from scpd.node.metrics import Metrics
 from scpd.node.overlay.overlay import Overlay, Verdict
 from scpd.node.overlay.peer import Peer
+from scpd.node.storage_health import StorageHealth
 from scpd.nodecore.catchup import MAX_PROOFS, Catchup, CatchupEntry, CatchupSettings, GetLedgers, Ledgers, check_entry
 from scpd.nodecore.equivocation import EquivocationDetector
 from scpd.nodecore.messages import (
@@ -724,7 +728,7 @@ class Herder(Driver):
         if overlay is None or not self._running:
             return
         # Half a frame of transactions per message leaves room for the per-transaction framing.
-        budget = max(1 << 16, overlay.config.max_frame // 2)
+        budget = max(1 << 16, overlay.config.max_message_size // 2)
         groups = {origin: _encode_groups(txs, budget) for origin, txs in pending.items()}
         shared: list[bytes] | None = None
         for peer in overlay.peers:

@@ -44,7 +44,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from scpd.node.overlay.config import LIMIT_COUNTERS
+from scpd.node.overlay.stats import LIMIT_COUNTERS
 from scpd.scp.ballot import INFINITE
 from scpd.scp.slot import SlotEffort
 
@@ -157,7 +157,7 @@ class Metrics:
             buckets=_WRITE_BUCKETS,
             registry=r,
         )
-        # -- storage trouble: failed ledger / own-envelope writes are retried (scpd.node.ledger.StorageHealth)
+        # -- storage trouble: failed ledger / own-envelope writes are retried (scpd.node.storage_health.StorageHealth)
         self.storage_write_failures = Counter(
             "scpd_storage_write_failures",
             "Ledger and own-envelope writes that failed (disk full, I/O error) and are retried, by kind",

@@ -39,7 +39,7 @@ from enum import Enum
 from scpd.base.quorum import all_validators, closest_v_blocking, is_quorum_slice, is_v_blocking
 from scpd.base.types import NodeID, SCPConfirm, SCPEnvelope, SCPExternalize
 from scpd.node.herder import Herder
-from scpd.operator.config import NodeConfig
+from scpd.operator.config_node import NodeConfig
 from scpd.scp.scp import SCP
 
 __all__ = [
