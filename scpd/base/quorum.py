@@ -200,7 +200,7 @@ class Violation:
 def sanity_violations(qset: SCPQuorumSet, extra_checks: bool = False) -> list[Violation]:
     """Every sanity rule ``qset`` breaks (empty when sane).
 
-    Rules (DESIGN.md): at most MAX_QSET_DEPTH levels, 1..MAX_QSET_NODES
+    Rules (docs/configuration.md, `[quorum_set]`): at most MAX_QSET_DEPTH levels, 1..MAX_QSET_NODES
     validators in all, no validator twice, 1 <= threshold <= entries. With
     ``extra_checks``, each threshold must also be a strict majority of its
     entries, which is what makes a symmetric set tolerate failures safely.
