@@ -47,7 +47,7 @@ def mask_of(engine: Engine, network: dict[NodeID, SCPQuorumSet | None], nodes: s
     return engine.from_original({keys.index(n) for n in nodes})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(networks(), st.data())
 def test_bitset_slice_test_answers_as_is_quorum_slice(
     network: dict[NodeID, SCPQuorumSet | None], data: st.DataObject
@@ -64,7 +64,7 @@ def test_bitset_slice_test_answers_as_is_quorum_slice(
             assert satisfied(compiled, mask) == is_quorum_slice(qset, present)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(networks(), st.data())
 def test_bitset_quorum_closure_answers_as_max_quorum(
     network: dict[NodeID, SCPQuorumSet | None], data: st.DataObject
