@@ -102,10 +102,6 @@ class Scenario:
     random_faults: bool = field(default=False)
 
     @property
-    def byzantine_count(self) -> int:
-        return sum(count for _, count in self.byzantine)
-
-    @property
     def heal_time(self) -> float:
         """When partitions have healed, loss has stopped and crashed nodes are back."""
         ends = [p.end for p in self.partitions]

@@ -52,10 +52,6 @@ class SimResult:
     def completed(self) -> bool:
         return all(len(self.recorder.externalized[n]) >= self.scenario.slots for n in self.intact)
 
-    @property
-    def within_tolerance(self) -> bool:
-        return len(self.byzantine) <= self.topology.byzantine_tolerance
-
     def safety_violations(self) -> list[str]:
         return self.recorder.safety_violations(self.honest)
 
@@ -161,15 +157,20 @@ class Simulation:
         return dict(zip(sorted(candidates[: len(wanted)]), wanted, strict=True))
 
     def _intact(self, well_behaved: set[int]) -> list[int]:
-        qsets = self.topology.qsets
+        """The greatest quorum the well-behaved nodes hold (empty if none).
+
+        That quorum is the same whichever member's quorum set asks for it, so
+        the first node that finds a non-empty one has found it.
+        """
         ids = self.topology.node_ids
-        members = set(well_behaved)
-        while True:
-            present = {ids[i] for i in members}
-            dropped = {i for i in members if not quorum.is_quorum_slice(qsets[i], present)}
-            if not dropped:
-                return sorted(members)
-            members -= dropped
+        index_of = {node: i for i, node in enumerate(ids)}
+        qsets = dict(zip(ids, self.topology.qsets, strict=True))
+        present = [ids[i] for i in sorted(well_behaved)]
+        for node in present:
+            found = quorum.find_quorum(qsets[node], present, qsets.get)
+            if found:
+                return sorted(index_of[n] for n in found)
+        return []
 
     def start(self) -> None:
         """Boot every node and schedule the crashes; ``run`` does this if needed."""
