@@ -26,6 +26,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "bench_tx_throughput.py": ([], ["--quick"]),
     "bench_hostile_resources.py": ([], []),
     "bench_hostile_intake.py": ([], []),
+    "bench_verify_threads.py": ([], ["--count", "1000", "--ledgers", "300"]),
 }
 
 

@@ -246,3 +246,23 @@ def test_verify_and_show_work_while_the_node_holds_the_database(node: Node, caps
         assert json.loads(capsys.readouterr().out)["slot"] == 5
         node.append(NODE_KEYS[1:3], [b"after the check"])
         assert node_store.verify_chain() is None and node_store.tip().slot == 6
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_the_audit_names_the_same_first_bad_slot_on_any_number_of_threads(tmp_path: Path, workers: int) -> None:
+    # 300 ledgers span two verification windows; slots 290 and 295 (second window) hold a forged
+    # signature each: the first, 290, is reported however the signatures were shared out.
+    qset = SCPQuorumSet(3, tuple(k.public_key for k in NODE_KEYS))
+    net = network_id("audit threads")
+    with LedgerStore.open_data_dir(tmp_path) as store:
+        for slot in range(1, 301):
+            tx_set = TxSet.canonical(store.tip().hash, [slot.to_bytes(8, "big")])
+            value = ConsensusValue(1000 + slot, tx_set.hash())
+            pledges = SCPExternalize(SCPBallot(1, value.to_xdr()), 1, quorum_set_hash(qset))
+            proofs = [sign_statement(k, net, SCPStatement(k.public_key, slot, pledges)) for k in NODE_KEYS]
+            if slot in (290, 295):
+                proofs[1] = SCPEnvelope(proofs[1].statement, bytes(64))
+            store.append_ledger(LedgerEntry(slot, value), tx_set, proofs)
+        found = first_unproven_ledger(store, net, qset, NODE_KEYS[0].public_key, workers)
+    assert found is not None
+    assert (found.slot, found.reason) == (290, f"a proof from {NODE_KEYS[1].public_key} has a bad signature")

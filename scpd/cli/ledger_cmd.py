@@ -16,10 +16,10 @@ upgraded, so they never write to a data directory the node may hold).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from scpd.cli.output import print_json
 from scpd.errors import UsageError
 from scpd.node.ledger import LedgerStore
 from scpd.node.proof_audit import first_unproven_ledger
@@ -79,5 +79,5 @@ def run_show(args: argparse.Namespace) -> int:
             if record is None:
                 raise UsageError(f"no ledger at slot {slot}: the chain ends at slot {tip.slot}")
             report = record.describe(store.proofs(slot), bodies=args.bodies)
-    print(json.dumps(report, indent=2))
+    print_json(report)
     return 0

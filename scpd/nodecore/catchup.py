@@ -44,7 +44,7 @@ sends through the overlay; the clock is passed in.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import ClassVar, Self
 
@@ -146,8 +146,18 @@ class Ledgers(OverlayMessage):
         return cls(tip, tuple(CatchupEntry.unpack(r) for _ in range(n)))
 
 
-def check_entry(entry: CatchupEntry, tip: ChainTip, qset: SCPQuorumSet, net_id: bytes) -> str | None:
-    """Why ``entry`` may not follow ``tip`` under the trust rule, or None when it may."""
+def check_entry(
+    entry: CatchupEntry,
+    tip: ChainTip,
+    qset: SCPQuorumSet,
+    net_id: bytes,
+    signed: Callable[[SCPEnvelope], bool] | None = None,
+) -> str | None:
+    """Why ``entry`` may not follow ``tip`` under the trust rule, or None when it may.
+
+    ``signed`` answers whether a proof's signature is good, for a caller that checked
+    many at once (on more cores, see scpd.node.proof_audit); by default each is verified here.
+    """
     if entry.slot != tip.slot + 1:
         return f"slot {entry.slot} does not follow our tip {tip.slot}"
     if entry.tx_set.hash() != entry.value.tx_set_hash:
@@ -163,7 +173,7 @@ def check_entry(entry: CatchupEntry, tip: ChainTip, qset: SCPQuorumSet, net_id: 
         p = st.pledges
         if not isinstance(p, SCPExternalize) or st.slot_index != entry.slot or p.commit.value != value_xdr:
             return f"a proof from {st.node_id} is not an EXTERNALIZE of this value for this slot"
-        if not verify_envelope(net_id, env):
+        if not (signed(env) if signed is not None else verify_envelope(net_id, env)):
             return f"a proof from {st.node_id} has a bad signature"
         signers.add(st.node_id)
     if not is_v_blocking(qset, signers):
