@@ -1,10 +1,15 @@
-"""Safety, validity and liveness of the real SCP core over many random seeds.
+"""Safety, validity, liveness and conduct of the daemon's node core over many random seeds.
 
-Each seed fixes a whole run: the topology's keys, a fault plan (latency
-distribution, loss until a heal time, duplication, reordering, a partition
-that heals, a crash and restart) and Byzantine nodes up to what the topology
-tolerates. Every run is checked for all three properties; every violation is
-reported with its seed and the ``scpd simulate`` command that replays it.
+Every simulated node runs the node core (``scpd.nodecore``) around the SCP
+core, exactly as the daemon does. Each seed fixes a whole run: the
+topology's keys, a fault plan (latency distribution, loss until a heal time,
+duplication, reordering, a partition that heals, a crash and restart, and the
+node-layer faults: a failing disk, a crash between persist and send, lost
+fetches and late tx sets) and Byzantine nodes up to what the topology
+tolerates (any kind, the hostile peers of the hostile-peer issue included).
+Every run is checked for all four properties (``scpd.sim.stats``); every
+violation is reported with its seed and the ``scpd simulate`` command that
+replays it.
 
 CI runs 1,000 seeds (200 per network shape, small networks and 2 slots so the
 whole file takes a couple of minutes on one core); ``--slow`` or SCPD_SLOW=1
@@ -47,6 +52,7 @@ def violations(result: SimResult) -> list[str]:
     problems = [f"safety: {p}" for p in result.safety_violations()]
     problems += [f"validity: {p}" for p in result.validity_violations()]
     problems += [f"liveness: {p}" for p in result.liveness_violations(LIVENESS_BOUND)]
+    problems += [f"conduct: {p}" for p in result.conduct_violations()]
     return problems
 
 
