@@ -66,7 +66,7 @@ from scpd.base.types import (
 )
 from scpd.base.xdr import XdrError
 from scpd.errors import UsageError
-from scpd.nodecore.messages import GetTxSet, MessageType, ScpMessage, TxSetMessage, decode_message
+from scpd.nodecore.messages import GetTxSet, MessageType, OverlayMessage, ScpMessage, TxSetMessage
 from scpd.nodecore.values import ConsensusValue, TxSet
 from scpd.sim import values
 from scpd.sim.node import SimNode, World
@@ -102,11 +102,17 @@ class ByzantineNode(SimNode):
 
     def receive(self, src: int, payload: bytes) -> None:
         if self.up and self.forged and payload[:4] == _GET_TX_SET:
-            request = _decoded(payload)
+            request = self.decoded(payload)
             if isinstance(request, GetTxSet) and request.item_hash in self.forged:
                 self.send_message([src], TxSetMessage(request.item_hash, self.forged[request.item_hash].to_xdr()))
                 return
         super().receive(src, payload)
+
+    def decoded(self, payload: bytes) -> OverlayMessage | None:
+        try:
+            return self.world.codec.decode(payload)
+        except XdrError:
+            return None
 
     def every(self, period: float, work: Callable[[], None]) -> None:
         """Run ``work`` every ``period`` seconds while this boot lasts."""
@@ -295,7 +301,7 @@ class BadSignatureNode(ByzantineNode):
     def receive(self, src: int, payload: bytes) -> None:
         super().receive(src, payload)
         if self.up and payload[:4] == _SCP_MESSAGE and self.rng.random() < 0.2:
-            message = _decoded(payload)
+            message = self.decoded(payload)
             if isinstance(message, ScpMessage):
                 self.send_message(self.targets, ScpMessage(_altered(message.envelope)))
 
@@ -331,7 +337,7 @@ class JunkTxSetNode(ByzantineNode):
 
     def receive(self, src: int, payload: bytes) -> None:
         if self.up and payload[:4] == _GET_TX_SET:
-            request = _decoded(payload)
+            request = self.decoded(payload)
             if isinstance(request, GetTxSet):
                 self.send_message([src], TxSetMessage(request.item_hash, self.rng.randbytes(64)))
                 return
@@ -339,13 +345,6 @@ class JunkTxSetNode(ByzantineNode):
 
     def push_junk(self) -> None:
         self.send_message(self.targets, TxSetMessage(self.rng.randbytes(32), self.rng.randbytes(JUNK_TX_SET_SIZE)))
-
-
-def _decoded(payload: bytes) -> object:
-    try:
-        return decode_message(payload)
-    except XdrError:
-        return None
 
 
 def _flip(signature: bytes) -> bytes:

@@ -70,7 +70,54 @@ from scpd.sim.stats import Recorder
 from scpd.sim.store import ChainRefused, DiskFailure, SimStore
 from scpd.sim.values import TXS_PER_SLOT, synthetic_transactions
 
-__all__ = ["SimNode", "World"]
+__all__ = ["CODEC_MEMORY", "Codec", "SimNode", "World"]
+
+CODEC_MEMORY = 4096
+
+
+class Codec:
+    """Overlay messages encoded and decoded once per run rather than once per node.
+
+    Messages are immutable and their encoding is a pure function of them, so
+    an envelope sent again (rebroadcasts, answers to GET_SCP_STATE) reuses its
+    bytes, and bytes delivered to many nodes are decoded once; every node
+    still receives bytes and decodes them strictly (a failure is not cached).
+    Only SCP envelopes are remembered, the bulk of the traffic, and only the
+    latest :data:`CODEC_MEMORY` of each, so memory stays bounded.
+    """
+
+    def __init__(self) -> None:
+        self._encoded: dict[int, tuple[SCPEnvelope, bytes]] = {}
+        self._decoded: dict[bytes, OverlayMessage] = {}
+
+    def encode(self, message: OverlayMessage) -> bytes:
+        if not isinstance(message, ScpMessage):
+            return encode_message(message)
+        envelope = message.envelope
+        known = self._encoded.get(id(envelope))
+        if known is not None and known[0] is envelope:
+            return known[1]
+        payload = encode_message(message)
+        if len(self._encoded) >= CODEC_MEMORY:
+            self._encoded.clear()
+        self._encoded[id(envelope)] = (envelope, payload)
+        self._remember(payload, message)
+        return payload
+
+    def decode(self, payload: bytes) -> OverlayMessage:
+        """``decode_message``, strict; raises XdrError."""
+        known = self._decoded.get(payload)
+        if known is not None:
+            return known
+        message = decode_message(payload)
+        if isinstance(message, ScpMessage):
+            self._remember(payload, message)
+        return message
+
+    def _remember(self, payload: bytes, message: OverlayMessage) -> None:
+        if len(self._decoded) >= CODEC_MEMORY:
+            self._decoded.clear()
+        self._decoded[payload] = message
 
 
 @dataclass
@@ -86,6 +133,7 @@ class World:
     network: Network | None = None
     nodes: list[SimNode] = field(default_factory=list)
     index_of: dict[NodeID, int] = field(default_factory=dict)
+    codec: Codec = field(default_factory=Codec)
 
     def __post_init__(self) -> None:
         self.index_of = {node: i for i, node in enumerate(self.node_ids)}
@@ -245,7 +293,7 @@ class SimNode:
             if digest is None:
                 return  # a copy: the overlay drops it unread
         try:
-            message = decode_message(payload)
+            message = self.world.codec.decode(payload)
         except XdrError:
             recorder.reject("malformed")
             return
@@ -278,7 +326,7 @@ class SimNode:
     def send_message(self, targets: Sequence[int], message: OverlayMessage) -> None:
         if isinstance(message, ScpMessage) and message.envelope.statement.node_id == self.node_id:
             self._sending_own(message.envelope, len(targets))
-        self.world.send(self.index, targets, encode_message(message))
+        self.world.send(self.index, targets, self.world.codec.encode(message))
 
     def _sending_own(self, envelope: SCPEnvelope, copies: int) -> None:
         recorder = self.world.recorder
