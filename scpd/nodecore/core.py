@@ -191,6 +191,7 @@ class NodeCore(Driver):
         # Transactions acknowledged before a crash or restart are queued again.
         self.txqueue.add_many(self.view.load_pending_txs())
         self.cadence.start()
+        self.txflood.arm()
 
     def _message(self, event: ev.MessageReceived, step: Step) -> None:
         if event.peer in self.members:

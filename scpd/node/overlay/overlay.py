@@ -49,7 +49,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import structlog
@@ -66,6 +65,7 @@ from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, encode_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError, HandshakeResult, perform_handshake
 from scpd.node.overlay.peer import ANSWERING, Peer, PeerSettings
 from scpd.node.overlay.requests import PendingRequests
+from scpd.nodecore.actions import Verdict
 from scpd.nodecore.messages import (
     ANSWERED_TYPES,
     FLOODED_TYPES,
@@ -91,20 +91,16 @@ from scpd.nodecore.messages import (
     message_hash,
 )
 
-__all__ = ["LIMIT_COUNTERS", "Handler", "Overlay", "OverlayConfig", "OverlayStats", "Verdict"]
+__all__ = ["LIMIT_COUNTERS", "Handler", "Overlay", "OverlayConfig", "OverlayStats", "PeerWatcher", "Verdict"]
 
 log = structlog.get_logger(__name__)
 
 
-class Verdict(Enum):
-    """The consumer's judgement of an incoming message."""
-
-    ACCEPT = "accept"  # new and valid: relay it (flooded kinds)
-    IGNORE = "ignore"  # not worth relaying, but not the sender's fault
-    REJECT = "reject"  # invalid: score the sender
-
-
-Handler = Callable[[Peer, OverlayMessage], Verdict | Awaitable[Verdict | None] | None]
+# The consumer sees the sender's node id, never the connection: it answers through ``send`` and
+# ``score``, which take a node id (a peer gone meanwhile is simply not there any more).
+Handler = Callable[[NodeID, OverlayMessage], Verdict | Awaitable[Verdict | None] | None]
+# Told of each peer that comes (True) or goes (False); a replacement connection is no new peer.
+PeerWatcher = Callable[[NodeID, bool], None]
 
 REJECT_POINTS = 25
 PROTOCOL_POINTS = 50
@@ -216,6 +212,7 @@ class Overlay:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        watcher: PeerWatcher | None = None,
     ) -> None:
         self.keypair = keypair
         self.node_id: NodeID = keypair.public_key
@@ -223,6 +220,7 @@ class Overlay:
         self.network_id = network_id(config.network_passphrase)
         self.stats = OverlayStats()
         self._handler = handler
+        self._watcher = watcher
         self._clock = clock
         self._rng = rng or random.Random()
         self._settings = config.peer_settings()
@@ -587,7 +585,10 @@ class Overlay:
             answers=self._trusted_answers if self._is_trusted(node, outbound, address) else self._stranger_answers,
             screen=self._screen,
         )
+        new = node not in self._peers
         self._peers[node] = peer
+        if new and self._watcher is not None:
+            self._watcher(node, True)
         peer.start()
         if self.config.share_peers:
             self._send_peers(peer)
@@ -616,6 +617,8 @@ class Overlay:
     def _on_peer_closed(self, peer: Peer, reason: str) -> None:
         if self._peers.get(peer.node_id) is peer:
             del self._peers[peer.node_id]
+            if self._watcher is not None:
+                self._watcher(peer.node_id, False)
             self._neighbors.pop(peer.node_id, None)
             self._neighbors_changed()
             self._floodgate.forget_peer(peer.node_id)
@@ -748,7 +751,7 @@ class Overlay:
 
     async def _call_handler(self, peer: Peer, message: OverlayMessage) -> Verdict:
         try:
-            result = self._handler(peer, message)
+            result = self._handler(peer.node_id, message)
             if inspect.isawaitable(result):
                 result = await result
         except ScpdError as exc:
@@ -787,11 +790,11 @@ class Overlay:
                 peers = [p for p in self._peers if p != signer and signer not in self._neighbors.get(p, ())]
         return self._floodgate.targets(digest, peers)
 
-    def relay(self, message: OverlayMessage, origin: Peer | None = None) -> int:
+    def relay(self, message: OverlayMessage, origin: NodeID | None = None) -> int:
         """Send a flooded message to every peer that does not have it and will not get it anyway; returns how many."""
         encoded = encode_message(message)
         digest = message_hash(encoded)
-        self._floodgate.add(digest, origin.node_id if origin is not None else None)
+        self._floodgate.add(digest, origin if origin is not None and origin in self._peers else None)
         return self._flood(encoded, self._relay_targets(digest, message))
 
     def _neighbors_changed(self) -> None:
@@ -814,6 +817,28 @@ class Overlay:
         self._floodgate.targets(digest, self._peers)
         return self._flood(encoded, list(self._peers))
 
+    def send(self, node: NodeID, message: OverlayMessage) -> bool:
+        """Queue ``message`` for the connected peer ``node``; False if it is not connected or its queue is full."""
+        peer = self._peers.get(node)
+        return peer is not None and peer.send(message)
+
+    def send_encoded(self, node: NodeID, messages: Iterable[bytes]) -> int:
+        """Queue encoded messages for ``node`` in order, up to the first its queue refuses; returns how many."""
+        peer = self._peers.get(node)
+        sent = 0
+        if peer is not None:
+            for message in messages:
+                if not peer.send_encoded(message):
+                    break
+                sent += 1
+        return sent
+
+    def score(self, node: NodeID, reason: str, points: int) -> None:
+        """Hold misbehaviour against the connected peer ``node`` (past the threshold it is banned)."""
+        peer = self._peers.get(node)
+        if peer is not None:
+            peer.score(reason, points)
+
     def _send_peers(self, peer: Peer) -> None:
         addresses: list[PeerAddress] = []
         for other in self._peers.values():
@@ -829,29 +854,29 @@ class Overlay:
 
     # ----- fetching by hash ----------------------------------------------
 
-    async def fetch_quorum_set(self, qset_hash: bytes, peer: Peer, timeout: float) -> SCPQuorumSet | None:
-        """Ask ``peer`` for a quorum set and wait up to ``timeout``; None if it never came."""
-        return await self._qsets.wait(qset_hash, peer.node_id, lambda: peer.send(GetQuorumSet(qset_hash)), timeout)
+    async def fetch_quorum_set(self, qset_hash: bytes, node: NodeID, timeout: float) -> SCPQuorumSet | None:
+        """Ask peer ``node`` for a quorum set and wait up to ``timeout``; None if it never came."""
+        return await self._qsets.wait(qset_hash, node, lambda: self.send(node, GetQuorumSet(qset_hash)), timeout)
 
     async def fetch_tx_set(
         self,
         tx_set_hash: bytes,
-        peer: Peer,
+        node: NodeID,
         timeout: float,
         verify: Callable[[bytes], bool] | None = None,
         *,
         ask_if_pending: bool = True,
     ) -> bytes | None:
-        """Ask ``peer`` for a tx set payload; ``verify`` (the herder's hash check) filters answers.
+        """Ask peer ``node`` for a tx set payload; ``verify`` (the herder's hash check) filters answers.
 
         With ``ask_if_pending=False`` a set already requested from another peer is only waited
         for: a set is megabytes under load, and every peer that echoes a vote would otherwise
         send it again.
         """
         if not ask_if_pending and tx_set_hash in self._txsets:
-            return await self._txsets.wait(tx_set_hash, peer.node_id, lambda: False, timeout, verify)
+            return await self._txsets.wait(tx_set_hash, node, lambda: False, timeout, verify)
         return await self._txsets.wait(
-            tx_set_hash, peer.node_id, lambda: peer.send(GetTxSet(tx_set_hash)), timeout, verify
+            tx_set_hash, node, lambda: self.send(node, GetTxSet(tx_set_hash)), timeout, verify
         )
 
     # ----- operator accessors (admin API) ---------------------------------
