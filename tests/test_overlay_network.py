@@ -23,9 +23,8 @@ import pytest
 from scpd.base.keys import Keypair, network_id, sign_statement
 from scpd.base.quorum import quorum_set_hash
 from scpd.base.types import NodeID, SCPNomination, SCPQuorumSet, SCPStatement
-from scpd.node.overlay import Overlay, OverlayConfig, OverlayMessage, PeerAddress, Verdict
+from scpd.node.overlay import Overlay, OverlayMessage, OverlaySettings, PeerAddress, Verdict
 from scpd.node.overlay import peer as peer_module
-from scpd.node.overlay.backoff import Backoff
 from scpd.node.overlay.framing import encode_frame, read_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError, perform_handshake
 from scpd.node.overlay.session import Session
@@ -45,6 +44,7 @@ from scpd.nodecore.messages import (
     decode_message,
     encode_message,
 )
+from scpd.operator.config_sections import OverlaySection
 
 PASSPHRASE = "scpd overlay test network"
 NET_ID = network_id(PASSPHRASE)
@@ -93,15 +93,24 @@ class Recorder:
         return [m for _, m in self.received]
 
 
-def fast_config(**overrides: Any) -> OverlayConfig:
-    base = OverlayConfig(
-        network_passphrase=PASSPHRASE,
-        ping_interval=0.5,
-        idle_timeout=10.0,
+def fast_config(**overrides: Any) -> OverlaySettings:
+    """The configuration's [overlay] defaults, with short timers, on 127.0.0.1, dialing only when told."""
+    section = OverlaySection(
+        listen_address="127.0.0.1",
+        listen_port=0,
+        target_outbound_peers=0,
         handshake_timeout=3.0,
+        keepalive_interval=0.5,
+        peer_timeout=10.0,
+        reconnect_initial=0.05,
+        reconnect_max=0.2,
+    )
+    base = OverlaySettings(
+        **section.model_dump(exclude={"peers"}),
+        peers=(),
+        network_passphrase=PASSPHRASE,
         maintenance_interval=0.05,
-        target_connections=0,
-        backoff=Backoff(initial=0.05, maximum=0.2, jitter=0.5, rand=lambda: 0.0),
+        reconnect_jitter=0.0,
     )
     return replace(base, **overrides)
 
@@ -394,8 +403,8 @@ async def test_reordered_messages_drop_the_connection(served: Any, raw_peers: li
 
 
 async def test_oversized_frame_is_refused_before_its_body(make_overlay: Factory, raw_peers: list[RawPeer]) -> None:
-    a, a_rec = await make_overlay(max_frame=64 * 1024)
-    b, b_rec = await make_overlay(max_frame=64 * 1024)
+    a, a_rec = await make_overlay(max_message_size=64 * 1024)
+    b, b_rec = await make_overlay(max_message_size=64 * 1024)
     await connect_pair(a, b)
     raw = await RawPeer.authenticated(a.listen_port)
     raw_peers.append(raw)
@@ -411,8 +420,8 @@ async def test_oversized_frame_is_refused_before_its_body(make_overlay: Factory,
 
 
 async def test_own_message_too_large_to_send_is_not_sent_and_costs_the_peer_nothing(make_overlay: Factory) -> None:
-    a, a_rec = await make_overlay(max_frame=64 * 1024)
-    b, b_rec = await make_overlay(max_frame=64 * 1024)
+    a, a_rec = await make_overlay(max_message_size=64 * 1024)
+    b, b_rec = await make_overlay(max_message_size=64 * 1024)
     await connect_pair(a, b)
     assert a.broadcast(Transaction(bytes(64 * 1024))) == 0
     peer = a.peer(b.node_id)
@@ -448,8 +457,8 @@ async def test_peer_that_stops_reading_is_dropped_and_others_keep_up(
 
 async def test_silent_connection_is_detected_as_dead(make_overlay: Factory, raw_peers: list[RawPeer]) -> None:
     # The idle timeout must outlast any stall of a loaded test machine, or b (which answers) goes too.
-    a, a_rec = await make_overlay(ping_interval=0.2, idle_timeout=3.0)
-    b, b_rec = await make_overlay(ping_interval=0.2, idle_timeout=3.0)
+    a, a_rec = await make_overlay(keepalive_interval=0.2, peer_timeout=3.0)
+    b, b_rec = await make_overlay(keepalive_interval=0.2, peer_timeout=3.0)
     await connect_pair(a, b)
     mute = await RawPeer.authenticated(a.listen_port)  # never answers PING
     raw_peers.append(mute)
@@ -523,7 +532,7 @@ async def test_dialer_backs_off_then_connects_when_the_port_comes_up(make_overla
 
 
 async def test_max_inbound_is_enforced(make_overlay: Factory) -> None:
-    a, _ = await make_overlay(max_inbound=1)
+    a, _ = await make_overlay(max_inbound_peers=1)
     b, _ = await make_overlay()
     c, _ = await make_overlay()
     await connect_pair(a, b)
@@ -537,7 +546,7 @@ async def test_peer_addresses_are_learned_and_dialed_up_to_the_target(make_overl
     hub, _ = await make_overlay()
     b, _ = await make_overlay(peers=(address_of(hub),))
     await wait_until(lambda: hub.peer(b.node_id) is not None)
-    c, _ = await make_overlay(peers=(address_of(hub),), target_connections=2)
+    c, _ = await make_overlay(peers=(address_of(hub),), target_outbound_peers=2)
     await wait_until(lambda: c.peer(b.node_id) is not None, what="c dials the address it learned from hub")
     assert address_of(b) in c.known_addresses
 
@@ -889,7 +898,7 @@ async def test_a_message_the_consumer_ignored_is_delivered_again_when_resent(mak
 async def test_silent_connections_fill_only_the_pending_pool_and_the_oldest_makes_room(
     make_overlay: Factory, raw_peers: list[RawPeer]
 ) -> None:
-    a, _ = await make_overlay(max_pending_handshakes=4, max_inbound=2, handshake_timeout=30.0)
+    a, _ = await make_overlay(max_pending_handshakes=4, max_inbound_peers=2, handshake_timeout=30.0)
     silent = [await RawPeer.open(a.listen_port) for _ in range(10)]
     raw_peers.extend(silent)
     await wait_until(lambda: a.stats.handshakes_evicted >= 6, what="oldest handshakes evicted")
@@ -901,7 +910,7 @@ async def test_silent_connections_fill_only_the_pending_pool_and_the_oldest_make
 
 async def test_a_preferred_node_evicts_a_stranger_from_a_full_inbound_pool(make_overlay: Factory) -> None:
     validator = Keypair.random()
-    a, _ = await make_overlay(max_inbound=2, preferred_nodes=frozenset({validator.public_key}))
+    a, _ = await make_overlay(max_inbound_peers=2, preferred_nodes=frozenset({validator.public_key}))
     strangers = [(await make_overlay())[0] for _ in range(3)]
     await connect_pair(a, strangers[0])
     await connect_pair(a, strangers[1])
@@ -924,7 +933,7 @@ async def test_a_peer_that_does_not_read_is_dropped_at_the_byte_limit_of_its_que
     await wait_until(lambda: a.peer(sluggard.node_id) is not None)
     slow = a.peer(sluggard.node_id)
     assert slow is not None
-    for i in range(100):  # 6 MB if nothing stopped it; the queue count (1024) is never reached
+    for i in range(100):  # 6 MB if nothing stopped it; the queue count (1000 messages) is never reached
         a.broadcast(Transaction(i.to_bytes(4, "big") + bytes(60 * 1024)))
         if slow.closed:
             break

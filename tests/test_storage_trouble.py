@@ -25,10 +25,12 @@ from test_ledger_store import append_next, make_ledger
 from scpd.base.keys import Keypair, network_id
 from scpd.base.types import SCPQuorumSet
 from scpd.node.herder import Herder
-from scpd.node.ledger import LedgerStore, StorageError, StorageHealth
+from scpd.node.ledger import LedgerStore
+from scpd.node.ledger_db import StorageError
 from scpd.node.overlay.overlay import Overlay
 from scpd.nodecore.core import NodeCore
 from scpd.nodecore.settings import CoreSettings
+from scpd.nodecore.storage import StorageHealth
 from scpd.nodecore.values import ledger_hash
 from scpd.operator.config import load_config
 from scpd.operator.daemon import run_node
@@ -51,9 +53,10 @@ def readyz(url: str) -> tuple[int, dict[str, Any]]:
 
 def cap_pages(store: LedgerStore, pages: int | None) -> None:
     """Cap the database at its current size (None: lift the cap), on the writer's own connection."""
-    with store._lock:
-        current = store._conn.execute("PRAGMA page_count").fetchone()[0]
-        store._conn.execute(f"PRAGMA max_page_count = {current if pages is None else pages}")
+    db = store._db
+    with db._lock:
+        current = db._conn.execute("PRAGMA page_count").fetchone()[0]
+        db._conn.execute(f"PRAGMA max_page_count = {current if pages is None else pages}")
 
 
 def sample(herder: Herder, name: str, labels: dict[str, str] | None = None) -> float:

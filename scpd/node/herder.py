@@ -38,8 +38,10 @@ import structlog
 from scpd.base.keys import Keypair
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.errors import OverlayError
+from scpd.node.envelope_log import EnvelopeLog
 from scpd.node.herder_io import StoreActions
-from scpd.node.ledger import EnvelopeLog, LedgerRecord, LedgerStore
+from scpd.node.ledger import LedgerStore
+from scpd.node.ledger_chain import LedgerRecord
 from scpd.node.metrics import Metrics
 from scpd.node.observer import MetricsObserver
 from scpd.node.overlay.overlay import Overlay

@@ -27,24 +27,24 @@ from scpd.node.datadir import DataDirLock
 from scpd.node.herder import ExternalizedSlot, Herder
 from scpd.node.ledger import START_CHECK_LEDGERS, LedgerStore
 from scpd.node.metrics import Metrics, stale_after
-from scpd.node.overlay.backoff import Backoff
-from scpd.node.overlay.overlay import Overlay, OverlayConfig
+from scpd.node.overlay.overlay import Overlay
+from scpd.node.overlay.settings import OverlaySettings
 from scpd.nodecore.messages import PeerAddress
 from scpd.nodecore.settings import CoreSettings
 from scpd.operator.api_metrics import start_metrics_http
-from scpd.operator.config import NodeConfig
-from scpd.operator.config import PeerAddress as ConfigAddress
+from scpd.operator.config_addresses import PeerAddress as ConfigAddress
+from scpd.operator.config_node import NodeConfig
 from scpd.operator.events import EventHub
 from scpd.operator.http_api import NodeContext, start_http
 from scpd.operator.quorum_log import run_quorum_log
 from scpd.operator.watch import NodeWatch
 from scpd.operator.watchdog import LoopWatchdog
 
-__all__ = ["herder_settings", "overlay_config", "run_node"]
+__all__ = ["herder_settings", "overlay_settings", "run_node"]
 
 log = structlog.get_logger("scpd.daemon")
 
-# With [ledger] record_envelopes: every received SCP envelope (scpd.node.ledger.EnvelopeLog).
+# With [ledger] record_envelopes: every received SCP envelope (scpd.node.envelope_log.EnvelopeLog).
 RECEIVED_ENVELOPES_FILE = "received-envelopes.bin"
 
 
@@ -63,32 +63,13 @@ def _address(a: ConfigAddress) -> PeerAddress:
     return PeerAddress(a.host, a.port)
 
 
-def overlay_config(cfg: NodeConfig) -> OverlayConfig:
-    o = cfg.overlay
-    return OverlayConfig(
-        network_passphrase=cfg.network_passphrase,
-        listen_host=cfg.listen.host,
-        listen_port=cfg.listen.port,
+def overlay_settings(cfg: NodeConfig) -> OverlaySettings:
+    """``[overlay]`` as written (its keys are the settings' names), plus what the rest of the file decides."""
+    return OverlaySettings(
+        **cfg.overlay.model_dump(exclude={"peers"}),
         peers=tuple(_address(a) for a in cfg.peers),
-        target_connections=o.target_outbound_peers,
-        max_inbound=o.max_inbound_peers,
-        max_frame=o.max_message_size,
-        send_queue_size=o.send_queue_size,
-        ping_interval=o.keepalive_interval,
-        idle_timeout=o.peer_timeout,
-        handshake_timeout=o.handshake_timeout,
-        ban_seconds=o.ban_duration,
-        backoff=Backoff(initial=o.reconnect_initial, maximum=o.reconnect_max),
+        network_passphrase=cfg.network_passphrase,
         preferred_nodes=frozenset(all_validators(cfg.quorum_set)),
-        max_pending_handshakes=o.max_pending_handshakes,
-        # A queue or a burst must hold two of the largest messages, or such a message could never be sent.
-        send_queue_bytes=max(o.send_queue_bytes, 2 * o.max_message_size),
-        answer_rate=o.answer_rate,
-        answer_burst=max(o.answer_burst, 2 * o.max_message_size),
-        answer_ratio=o.answer_ratio,
-        answer_total_rate=o.answer_total_rate,
-        answer_total_burst=max(o.answer_total_burst, 2 * o.max_message_size),
-        new_key_interval=o.new_key_interval,
     )
 
 
@@ -161,7 +142,7 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
         record_envelopes=cfg.data_dir / RECEIVED_ENVELOPES_FILE if cfg.ledger.record_envelopes else None,
     )
     watch = NodeWatch(cfg, herder, EventHub(on_drop=metrics.events_dropped.inc), metrics)
-    overlay = Overlay(cfg.keypair, overlay_config(cfg), herder.handle_message, watcher=herder.peer_changed)
+    overlay = Overlay(cfg.keypair, overlay_settings(cfg), herder.handle_message, watcher=herder.peer_changed)
     herder.attach(overlay)
     metrics.watch(herder, overlay, stale_after=stale_after(cfg.timers.slot_interval))
     for address in cfg.known_addresses:

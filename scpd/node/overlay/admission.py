@@ -4,7 +4,7 @@ Connections are bounded in two pools, as stellar-core's pending and
 authenticated peer lists: at most ``max_pending_handshakes`` inbound
 handshakes at once (a new one evicts the oldest, so silent TCP connections
 cannot starve real ones: an honest handshake takes milliseconds), and at most
-``max_inbound`` established inbound peers. Preferred peers, the validators of
+``max_inbound_peers`` established inbound peers. Preferred peers, the validators of
 our quorum set (``preferred_nodes``) and the nodes behind configured
 addresses, always find a slot: when the pool is full one of them evicts a
 stranger, after its AUTH proved its key. Before any key material is spent,
@@ -24,10 +24,11 @@ from scpd.base.types import NodeID
 from scpd.errors import OverlayError
 from scpd.node.overlay.addresses import AddressBook
 from scpd.node.overlay.bans import BanList, KeyChurn
-from scpd.node.overlay.config import OverlayConfig, OverlayStats
 from scpd.node.overlay.framing import encode_frame
 from scpd.node.overlay.handshake import HandshakeError, HandshakeResult
 from scpd.node.overlay.peer import Peer
+from scpd.node.overlay.settings import OverlaySettings
+from scpd.node.overlay.stats import OverlayStats
 from scpd.nodecore.messages import ErrorCode, ErrorMessage, Hello, PeerAddress
 
 __all__ = ["Admission"]
@@ -41,7 +42,7 @@ class Admission:
     def __init__(
         self,
         node_id: NodeID,
-        config: OverlayConfig,
+        config: OverlaySettings,
         stats: OverlayStats,
         peers: dict[NodeID, Peer],
         book: AddressBook,
@@ -80,7 +81,7 @@ class Admission:
         if not self._churn.admit(inbound_host, node):
             self._stats.new_keys_refused += 1
             raise HandshakeError(f"too many new keys from {inbound_host} after a ban", ErrorCode.BANNED)
-        if node not in self._peers and self._inbound_count() >= self._config.max_inbound:
+        if node not in self._peers and self._inbound_count() >= self._config.max_inbound_peers:
             self._stats.inbound_refused += 1
             raise HandshakeError("too many connections", ErrorCode.LOAD)
 
@@ -115,12 +116,12 @@ class Admission:
 
     def _refuse(self, result: HandshakeResult, writer: asyncio.StreamWriter, error: ErrorMessage) -> None:
         with contextlib.suppress(OSError, OverlayError):
-            writer.write(encode_frame(result.session.seal(error), self._config.max_frame))
+            writer.write(encode_frame(result.session.seal(error), self._config.max_message_size))
         writer.transport.close()
 
     def _make_room(self, node: NodeID) -> None:
         """The inbound pool is full: a preferred newcomer evicts a stranger; anyone else is refused."""
-        if node in self._peers or self._inbound_count() < self._config.max_inbound:
+        if node in self._peers or self._inbound_count() < self._config.max_inbound_peers:
             return
         if not self.node_preferred(node):
             self._stats.inbound_refused += 1

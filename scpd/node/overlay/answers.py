@@ -21,10 +21,11 @@ import structlog
 from scpd.base.quorum import quorum_set_hash
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.node.overlay.budget import Allowance, BudgetSettings, ByteBudget
-from scpd.node.overlay.config import OverlayConfig, OverlayStats
 from scpd.node.overlay.handler import REJECT_POINTS
 from scpd.node.overlay.peer import ANSWERING, Peer
 from scpd.node.overlay.requests import PendingRequests
+from scpd.node.overlay.settings import OverlaySettings
+from scpd.node.overlay.stats import OverlayStats
 from scpd.nodecore.messages import (
     DontHave,
     GetQuorumSet,
@@ -43,7 +44,9 @@ log = structlog.get_logger(__name__)
 class Answers:
     """Our pending fetches, and the answer budgets of the peers that ask us."""
 
-    def __init__(self, config: OverlayConfig, stats: OverlayStats, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, config: OverlaySettings, stats: OverlayStats, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._stats = stats
         self._total = ByteBudget(BudgetSettings(config.answer_total_rate, config.answer_total_burst), clock)
         self._trusted = BudgetSettings(config.answer_rate, config.answer_burst, config.answer_ratio)

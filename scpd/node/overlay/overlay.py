@@ -4,7 +4,7 @@ Theory of operation: the ``Overlay`` owns a listening socket, a set of
 authenticated ``Peer`` objects (at most one per node id) and a maintenance
 task. The maintenance task keeps configured ("preferred") addresses connected,
 redialing each with exponential backoff and jitter, and fills up to
-``target_connections`` from addresses learned through PEERS messages
+``target_outbound_peers`` from addresses learned through PEERS messages
 (``addresses``). Which connections become peers is ``admission``'s rule.
 
 Every authenticated message other than keep-alives goes through
@@ -17,7 +17,7 @@ messages (including the quorum set it waits for) are read only after the
 handler returns.
 
 Misbehaviour points accumulate per node id; past ``ban_threshold`` the peer
-is disconnected and banned (node id and address) for ``ban_seconds``, and
+is disconnected and banned (node id and address) for ``ban_duration``, and
 its host may then bring fresh keys only one per ``new_key_interval``
 (``bans.KeyChurn``), so a ban is not undone by generating a key.
 """
@@ -40,11 +40,12 @@ from scpd.node.overlay.addresses import AddressBook
 from scpd.node.overlay.admission import Admission
 from scpd.node.overlay.answers import Answers
 from scpd.node.overlay.bans import BanList, KeyChurn, Scores
-from scpd.node.overlay.config import LIMIT_COUNTERS, OverlayConfig, OverlayStats
 from scpd.node.overlay.handler import PROTOCOL_POINTS, Handler, PeerWatcher, Verdict, call_handler
 from scpd.node.overlay.handshake import Handshake, HandshakeError, HandshakeResult, perform_handshake
 from scpd.node.overlay.peer import Peer
 from scpd.node.overlay.relay import Relay
+from scpd.node.overlay.settings import OverlaySettings
+from scpd.node.overlay.stats import LIMIT_COUNTERS, OverlayStats
 from scpd.nodecore.messages import (
     ANSWERED_TYPES,
     FLOODED_TYPES,
@@ -63,7 +64,7 @@ from scpd.nodecore.messages import (
     TxSetMessage,
 )
 
-__all__ = ["LIMIT_COUNTERS", "Handler", "Overlay", "OverlayConfig", "OverlayStats", "PeerWatcher", "Verdict"]
+__all__ = ["LIMIT_COUNTERS", "Handler", "Overlay", "OverlayStats", "PeerWatcher", "Verdict"]
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +75,7 @@ class Overlay:
     def __init__(
         self,
         keypair: Keypair,
-        config: OverlayConfig,
+        config: OverlaySettings,
         handler: Handler,
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -90,7 +91,6 @@ class Overlay:
         self._watcher = watcher
         self._clock = clock
         self._rng = rng or random.Random()
-        self._settings = config.peer_settings()
         self._peers: dict[NodeID, Peer] = {}
         self._relay = Relay(self.node_id, self._peers, self.stats, config.flood_memory)
         self._bans = BanList(clock)
@@ -114,7 +114,7 @@ class Overlay:
         self._running = True
         if self.config.listen_port is not None:
             self._server = await asyncio.start_server(
-                self._on_inbound, self.config.listen_host, self.config.listen_port
+                self._on_inbound, self.config.listen_address, self.config.listen_port
             )
             self.listen_port = self._server.sockets[0].getsockname()[1]
         self._maintenance = asyncio.create_task(self._maintain_loop(), name="overlay-maintenance")
@@ -222,7 +222,7 @@ class Overlay:
     def _maintain(self) -> None:
         """One round: dial preferred addresses that are down, then top up to the target."""
         now = self._clock()
-        for address in self._book.to_dial(now, self._peers, self._bans, self.config.target_connections, self._rng):
+        for address in self._book.to_dial(now, self._peers, self._bans, self.config.target_outbound_peers, self._rng):
             self._spawn(self._dial_once(address), f"dial-{address}")
 
     async def _dial_once(self, address: PeerAddress) -> None:
@@ -299,7 +299,7 @@ class Overlay:
         try:
             async with asyncio.timeout(self.config.handshake_timeout):
                 result = await perform_handshake(
-                    reader, writer, handshake, max_frame=self.config.max_frame, check_hello=check_hello
+                    reader, writer, handshake, max_message_size=self.config.max_message_size, check_hello=check_hello
                 )
         except TimeoutError:
             self.stats.handshakes_failed += 1
@@ -331,7 +331,7 @@ class Overlay:
             writer,
             outbound=outbound,
             address=address,
-            settings=self._settings,
+            settings=self.config,
             on_message=self._dispatch,
             on_close=self._on_peer_closed,
             on_score=self._on_score,
@@ -386,7 +386,7 @@ class Overlay:
 
     def ban(self, node: NodeID, address: PeerAddress | None = None, seconds: float | None = None) -> None:
         """Ban a node (and its address) and drop its connection."""
-        duration = self.config.ban_seconds if seconds is None else seconds
+        duration = self.config.ban_duration if seconds is None else seconds
         self._bans.ban(node, duration)
         if address is not None:
             self._bans.ban(address, duration)
@@ -417,7 +417,7 @@ class Overlay:
         elif isinstance(message, Neighbors):
             self._relay.on_neighbors(peer, message)
         elif isinstance(message, Peers):
-            own = PeerAddress(self.config.listen_host, self.listen_port) if self.listen_port else None
+            own = PeerAddress(self.config.listen_address, self.listen_port) if self.listen_port else None
             for address in message.addresses:
                 if address != own:
                     self.add_address(address)

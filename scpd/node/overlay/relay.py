@@ -19,10 +19,10 @@ import asyncio
 from collections.abc import Iterable
 
 from scpd.base.types import NodeID
-from scpd.node.overlay.config import OverlayStats
 from scpd.node.overlay.floodgate import Floodgate
 from scpd.node.overlay.handler import Verdict
 from scpd.node.overlay.peer import Peer
+from scpd.node.overlay.stats import OverlayStats
 from scpd.nodecore.messages import (
     FLOODED_TYPES,
     MAX_NEIGHBORS,

@@ -49,6 +49,7 @@ from scpd.nodecore.messages.traffic import (
 )
 from scpd.nodecore.messages.union import (
     CATCHUP_RANGE,
+    DEFAULT_MAX_MESSAGE_SIZE,
     MAX_OPAQUE,
     MessageType,
     OverlayMessage,
@@ -65,6 +66,7 @@ __all__ = [
     "MAX_ERROR_TEXT",
     "MAX_HOST_LENGTH",
     "MAX_NEIGHBORS",
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "MAX_OPAQUE",
     "MAX_PEER_ADDRESSES",
     "NONCE_SIZE",

@@ -18,6 +18,7 @@ from scpd.base.types import XdrType
 from scpd.base.xdr import Packer, Reader, XdrError
 
 __all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "CATCHUP_RANGE",
     "MAX_OPAQUE",
     "MessageType",
@@ -35,6 +36,8 @@ __all__ = [
 # largest frame a configuration may allow (overlay.max_message_size), so any
 # tx set the configuration check lets through also decodes.
 MAX_OPAQUE = 256 * 1024 * 1024
+# The default of overlay.max_message_size: the largest frame a node reads or writes.
+DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 # Discriminants reserved for ledger catch-up messages (GET_LEDGER, LEDGER, ...).
 CATCHUP_RANGE = range(40, 64)
 
