@@ -165,3 +165,16 @@ def test_a_future_slot_envelope_waits_for_its_slot_then_is_released() -> None:
     fetches = [a for a in actions if isinstance(a, FetchTxSet)]
     assert fetches == [FetchTxSet(fetches[0].fetch_id, net.a.public_key, later.hash(), 5.0, ask_if_pending=False)]
     assert net.core.pending.slots() == []
+
+
+def test_a_node_that_contradicts_itself_is_reported_once() -> None:
+    net = started()
+    one, two = net.tx_set(b"one"), net.tx_set(b"two")
+    for tx_set in (one, two):
+        net.view.tx_sets[tx_set.hash()] = tx_set
+    first = net.nominate(net.a, 1, net.value(one))
+    second = net.nominate(net.a, 1, net.value(two))  # votes neither grow nor include the first's
+    third = net.nominate(net.a, 1, net.value(one), net.value(two))
+    for envelope in (first, second, third):
+        receive(net, net.a, envelope)
+    assert [f for f in net.facts.seen if f[0] == "equivocation"] == [("equivocation", 1)]

@@ -130,3 +130,15 @@ def test_late_externalize_of_a_trusted_node_is_kept_as_a_proof_once() -> None:
     late = net.externalize(net.a, 1, one.value.to_xdr())
     assert receive(net, net.b, late, T0 + 1.3) == [AddProofs(1, (late,))]
     assert receive(net, net.b, late, T0 + 1.4) == []
+
+
+def test_a_slot_decided_before_a_crash_but_not_written_is_written_on_start() -> None:
+    net = make_net(connect=False)
+    tx_set = net.tx_set(b"decided")
+    net.view.tx_sets[tx_set.hash()] = tx_set
+    value = net.value(tx_set)
+    ours = net.externalize(net.local, 1, value)
+    net.view.own.append(ours)
+    writes = [a for a in net.handle(ev.Started(T0)) if isinstance(a, WriteLedger)]
+    # Our own EXTERNALIZE (restored from the store) is its proof.
+    assert writes == [WriteLedger(LedgerEntry(1, ConsensusValue.from_xdr(value)), tx_set, (ours,))]
