@@ -213,7 +213,7 @@ class Herder:
         self._running = True
         now = self._clock()
         for peer in self.overlay.peers if self.overlay is not None else ():
-            self.core.handle(ev.PeerConnected(peer.node_id, now))
+            self._feed(ev.PeerConnected(peer.node_id, now))
         self._feed(ev.Started(now))
 
     async def stop(self) -> None:
