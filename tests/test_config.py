@@ -7,6 +7,7 @@ exact stderr line.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from scpd.base import quorum
 from scpd.base.keys import Keypair, network_id
 from scpd.base.types import SCPQuorumSet
 from scpd.errors import ConfigError
+from scpd.node.overlay.settings import OverlaySettings
 from scpd.nodecore.messages import PeerAddress as NodePeerAddress
 from scpd.nodecore.pending import PendingLimits
 from scpd.nodecore.settings import CoreSettings
@@ -844,3 +846,11 @@ def test_queue_and_answer_bursts_are_raised_to_hold_two_of_the_largest_messages(
         floor + 2,
         floor + 3,
     )
+
+
+def test_an_overlay_key_is_declared_once_with_its_default_in_the_section_only() -> None:
+    fields = {f.name: f for f in dataclasses.fields(OverlaySettings)}
+    for key in OverlaySection.model_fields:
+        assert key in fields, f"[overlay] {key} has no setting of the same name"
+        assert fields[key].default is dataclasses.MISSING, f"{key}: a second default beside the section's"
+        assert fields[key].default_factory is dataclasses.MISSING, key
