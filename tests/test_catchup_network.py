@@ -10,7 +10,8 @@ from pathlib import Path
 
 from netutil import REPO, Network
 
-from scpd.node.ledger import DB_FILENAME, LedgerStore
+from scpd.node.ledger import LedgerStore
+from scpd.node.ledger_schema import DB_FILENAME
 
 
 def ledger_hashes(data_dir: Path) -> dict[int, bytes]:

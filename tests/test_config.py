@@ -7,6 +7,7 @@ exact stderr line.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -20,16 +21,16 @@ from scpd.base import quorum
 from scpd.base.keys import Keypair, network_id
 from scpd.base.types import SCPQuorumSet
 from scpd.errors import ConfigError
-from scpd.node.herder import HerderSettings
+from scpd.node.overlay.settings import OverlaySettings
+from scpd.nodecore.messages import PeerAddress as NodePeerAddress
 from scpd.nodecore.pending import PendingLimits
-from scpd.operator.config import (
-    ConfigWarning,
-    PeerAddress,
-    format_quorum_set,
-    load_config,
-    parse_address,
-)
-from scpd.operator.daemon import herder_settings
+from scpd.nodecore.settings import CoreSettings
+from scpd.operator.config import load_config
+from scpd.operator.config_addresses import PeerAddress, parse_address
+from scpd.operator.config_node import ConfigWarning
+from scpd.operator.config_quorum import format_quorum_set
+from scpd.operator.config_sections import OverlaySection
+from scpd.operator.daemon import herder_settings, overlay_settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -580,7 +581,7 @@ def test_seed_never_in_repr_or_str_of_the_loaded_config(write: Callable[..., Pat
 
 
 def test_seed_never_in_validation_model_repr() -> None:
-    from scpd.operator.config import NodeSection
+    from scpd.operator.config_sections import NodeSection
 
     section = NodeSection.model_validate({"seed": SEED})
     assert SEED not in repr(section) and SEED not in str(section) and SEED not in str(section.model_dump())
@@ -762,7 +763,7 @@ def test_example_configs_are_refused_for_their_published_seed_only(example: str,
 
 
 def test_redaction_hides_seed_shapes_but_not_public_keys() -> None:
-    from scpd.operator.config import redact_secrets
+    from scpd.operator.config_messages import redact_secrets
 
     text = f"key {PK[0]} seed {SEED} low {SEED.lower()} path /x/{SEED[:30]}"
     out = redact_secrets(text)
@@ -782,7 +783,7 @@ def test_transaction_size_is_capped_at_the_protocol_limit(write: Callable[..., P
 def test_intake_limits_reach_the_herder(write: Callable[..., Path]) -> None:
     defaults = herder_settings(load_config(write(base_config())))
     assert (defaults.max_slots_ahead, defaults.max_waiting_envelopes) == (12, 1000)
-    assert defaults.pending_limits == PendingLimits() and defaults.signature_cache == HerderSettings().signature_cache
+    assert defaults.pending_limits == PendingLimits() and defaults.signature_cache == CoreSettings().signature_cache
     extra = (
         "[intake]\nmax_slots_ahead = 4\nmax_waiting_envelopes = 10\npending_per_node = 3\n"
         "pending_per_node_bytes = 8192\npending_total = 30\npending_total_bytes = 65536\n"
@@ -793,3 +794,63 @@ def test_intake_limits_reach_the_herder(write: Callable[..., Path]) -> None:
     assert s.pending_limits == PendingLimits(per_node=3, per_node_bytes=8192, total=30, total_bytes=65536)
     message = config_error(write(base_config(extra="[intake]\npending_total = 0\n")))
     assert "intake.pending_total" in message
+
+
+OVERLAY_EVERY_KEY = """[overlay]
+listen_address = "127.0.0.2"
+listen_port = 21625
+peers = ["127.0.0.3:21625"]
+max_inbound_peers = 5
+target_outbound_peers = 3
+max_message_size = 2097152
+handshake_timeout = 4.0
+keepalive_interval = 2.0
+peer_timeout = 20.0
+reconnect_initial = 0.5
+reconnect_max = 7.0
+send_queue_size = 300
+ban_duration = 120.0
+max_pending_handshakes = 9
+send_queue_bytes = 33554432
+answer_rate = 1048576
+answer_burst = 8388608
+answer_ratio = 0.5
+answer_total_rate = 2097152
+answer_total_burst = 16777216
+new_key_interval = 30.0
+"""
+
+
+def test_every_overlay_key_reaches_the_overlay_under_its_own_name(write: Callable[..., Path]) -> None:
+    cfg = load_config(write(base_config(extra=OVERLAY_EVERY_KEY)))
+    settings = overlay_settings(cfg)
+    defaults = OverlaySection()
+    for key in OverlaySection.model_fields:
+        if key != "peers":
+            assert getattr(settings, key) == getattr(cfg.overlay, key) != getattr(defaults, key), key
+    assert settings.peers == (NodePeerAddress("127.0.0.3", 21625),)
+    assert settings.network_passphrase == cfg.network_passphrase
+    assert settings.preferred_nodes == quorum.all_validators(cfg.quorum_set)
+    assert herder_settings(cfg).catchup.max_message_size == 2097152
+
+
+def test_queue_and_answer_bursts_are_raised_to_hold_two_of_the_largest_messages(write: Callable[..., Path]) -> None:
+    low = "[overlay]\nsend_queue_bytes = 65536\nanswer_burst = 4096\nanswer_total_burst = 1048576\n"
+    settings = overlay_settings(load_config(write(base_config(extra=low))))
+    floor = 2 * OverlaySection().max_message_size
+    assert (settings.send_queue_bytes, settings.answer_burst, settings.answer_total_burst) == (floor, floor, floor)
+    high = f"[overlay]\nsend_queue_bytes = {floor + 1}\nanswer_burst = {floor + 2}\nanswer_total_burst = {floor + 3}\n"
+    settings = overlay_settings(load_config(write(base_config(extra=high))))
+    assert (settings.send_queue_bytes, settings.answer_burst, settings.answer_total_burst) == (
+        floor + 1,
+        floor + 2,
+        floor + 3,
+    )
+
+
+def test_an_overlay_key_is_declared_once_with_its_default_in_the_section_only() -> None:
+    fields = {f.name: f for f in dataclasses.fields(OverlaySettings)}
+    for key in OverlaySection.model_fields:
+        assert key in fields, f"[overlay] {key} has no setting of the same name"
+        assert fields[key].default is dataclasses.MISSING, f"{key}: a second default beside the section's"
+        assert fields[key].default_factory is dataclasses.MISSING, key

@@ -9,7 +9,9 @@ import pytest
 
 from scpd.base.keys import Keypair
 from scpd.errors import UsageError
-from scpd.operator.config import NodeConfig, PeerAddress, load_config
+from scpd.operator.config import load_config
+from scpd.operator.config_addresses import PeerAddress
+from scpd.operator.config_node import NodeConfig
 from scpd.operator.localnet_config import bft_threshold, localnet_configs, write_localnet
 
 

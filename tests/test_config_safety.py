@@ -25,7 +25,8 @@ from scpd.base import quorum
 from scpd.base.keys import Keypair
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.errors import ConfigError
-from scpd.operator.config import load_config, quorum_safety_problems
+from scpd.operator.config import load_config
+from scpd.operator.config_quorum import quorum_safety_problems
 
 REPO = Path(__file__).resolve().parent.parent
 KEYS = [Keypair(bytes([i + 1]) * 32) for i in range(10)]

@@ -14,7 +14,8 @@ from netutil import REPO, Network, wait_for
 from test_ledger_store import build_chain
 
 from scpd.node.datadir import LOCK_FILENAME, DataDirInUse, DataDirLock
-from scpd.node.ledger import DB_FILENAME, START_CHECK_LEDGERS, LedgerStore
+from scpd.node.ledger import START_CHECK_LEDGERS, LedgerStore
+from scpd.node.ledger_schema import DB_FILENAME
 from scpd.nodecore.values import ConsensusValue
 
 

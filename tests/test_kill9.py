@@ -27,7 +27,8 @@ from netutil import Network, Node, wait_for
 from test_catchup_network import assert_same_chains
 
 from scpd.base.types import SCPBallot, SCPConfirm, SCPExternalize, SCPNomination, SCPPrepare, SCPStatement
-from scpd.node.ledger import EnvelopeLog, LedgerStore
+from scpd.node.envelope_log import EnvelopeLog
+from scpd.node.ledger import LedgerStore
 from scpd.nodecore.values import tx_id
 from scpd.operator.daemon import RECEIVED_ENVELOPES_FILE
 

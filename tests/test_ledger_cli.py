@@ -18,10 +18,12 @@ from scpd.base.keys import Keypair, network_id, sign_statement
 from scpd.base.quorum import quorum_set_hash
 from scpd.base.types import SCPBallot, SCPEnvelope, SCPExternalize, SCPQuorumSet, SCPStatement
 from scpd.cli.main import main
-from scpd.node.ledger import DB_FILENAME, LedgerStore
+from scpd.node.ledger import LedgerStore
+from scpd.node.ledger_schema import DB_FILENAME
 from scpd.node.proof_audit import first_unproven_ledger
 from scpd.nodecore.values import GENESIS_HASH, ConsensusValue, LedgerEntry, TxSet, tx_id
-from scpd.operator.config import NodeConfig, load_config
+from scpd.operator.config import load_config
+from scpd.operator.config_node import NodeConfig
 from scpd.operator.localnet_config import localnet_configs, write_localnet
 
 NODE_KEYS = [Keypair(bytes([0x40 + i]) * 32) for i in range(4)]

@@ -27,8 +27,9 @@ from scpd.base.types import (
     SCPStatement,
 )
 from scpd.errors import LedgerError
-from scpd.node import ledger as ledger_mod
-from scpd.node.ledger import DB_FILENAME, ChainError, LedgerStore
+from scpd.node.ledger import LedgerStore
+from scpd.node.ledger_chain import ChainError
+from scpd.node.ledger_schema import DB_FILENAME, SCHEMA_VERSION
 from scpd.nodecore.values import GENESIS_HASH, ChainTip, ConsensusValue, LedgerEntry, TxSet, tx_id
 
 NET = network_id("scpd ledger tests")
@@ -189,8 +190,8 @@ def test_writes_are_observed_for_metrics(tmp_path: Path) -> None:
     seen: list[tuple[str, float]] = []
     with LedgerStore.open(tmp_path / "l.db", write_observer=lambda k, s: seen.append((k, s))) as s:
         append_next(s, [b"a"])
-        s.peer_seen("127.0.0.1:1", 5)
-    assert [k for k, _ in seen] == ["ledger", "peer"]
+        s.save_quorum_set(SCPQuorumSet(1, (KEYS[0].node_id,)))
+    assert [k for k, _ in seen] == ["ledger", "quorum_set"]
     assert all(secs >= 0 for _, secs in seen)
 
 
@@ -337,8 +338,8 @@ def test_newer_schema_is_refused(chain_db: Path) -> None:
 
 
 def test_missing_table_is_refused(chain_db: Path) -> None:
-    tamper(chain_db, "DROP TABLE peers")
-    with pytest.raises(LedgerError, match="lacks tables peers"):
+    tamper(chain_db, "DROP TABLE quorum_sets")
+    with pytest.raises(LedgerError, match="lacks tables quorum_sets"):
         LedgerStore.open(chain_db)
 
 
@@ -420,23 +421,21 @@ def test_quorum_sets_are_stored_by_hash(tmp_path: Path) -> None:
         assert s.get_quorum_set(bytes(32)) is None
 
 
-def test_peers_are_ranked_and_bounded(store: LedgerStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    store.peer_seen("10.0.0.1:11625", now=100)
-    store.peer_seen("10.0.0.2:11625", now=200)
-    store.peer_failed("10.0.0.3:11625")
-    store.peer_failed("10.0.0.1:11625")
-    assert [(p.address, p.last_seen, p.failures) for p in store.load_peers()] == [
-        ("10.0.0.2:11625", 200, 0),
-        ("10.0.0.1:11625", 100, 1),
-        ("10.0.0.3:11625", None, 1),
-    ]
-    store.peer_seen("10.0.0.1:11625", now=300)
-    assert store.load_peers(1)[0].address == "10.0.0.1:11625"
-    monkeypatch.setattr(ledger_mod, "MAX_PEERS", 2)
-    store.peer_failed("10.0.0.4:11625")
-    assert {p.address for p in store.load_peers()} == {"10.0.0.1:11625", "10.0.0.2:11625"}
-    store.forget_peer("10.0.0.1:11625")
-    assert [p.address for p in store.load_peers()] == ["10.0.0.2:11625"]
+def test_the_reserved_peers_table_is_still_created_and_old_rows_in_it_do_no_harm(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    build_chain(path, 2)
+    with sqlite3.connect(path) as conn:  # a file from a version that declared the table: rows left there are ignored
+        conn.execute("INSERT INTO peers (address, last_seen, failures) VALUES ('10.0.0.1:11625', 100, 1)")
+    conn.close()
+    with LedgerStore.open(path, create=False) as s:
+        assert s.verify_chain() is None and s.tip().slot == 2
+        append_next(s, [b"after"])
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM peers").fetchone()[0] == 1
+    conn.close()
+    tamper(path, "DROP TABLE peers")
+    with LedgerStore.open(path, create=False) as s:  # nothing reads it: a file without it is fine too
+        assert s.verify_chain() is None and s.tip().slot == 3
 
 
 # -- crash safety -------------------------------------------------------------------
@@ -554,5 +553,5 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
         s.save_pending_txs([b"after the upgrade"])
         assert s.load_pending_txs() == [b"after the upgrade"]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == ledger_mod.SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()

@@ -23,9 +23,8 @@ import pytest
 from scpd.base.keys import Keypair, network_id, sign_statement
 from scpd.base.quorum import quorum_set_hash
 from scpd.base.types import NodeID, SCPNomination, SCPQuorumSet, SCPStatement
-from scpd.node.overlay import Overlay, OverlayConfig, OverlayMessage, Peer, PeerAddress, Verdict
+from scpd.node.overlay import Overlay, OverlayMessage, OverlaySettings, PeerAddress, Verdict
 from scpd.node.overlay import peer as peer_module
-from scpd.node.overlay.backoff import Backoff
 from scpd.node.overlay.framing import encode_frame, read_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError, perform_handshake
 from scpd.node.overlay.session import Session
@@ -45,6 +44,7 @@ from scpd.nodecore.messages import (
     decode_message,
     encode_message,
 )
+from scpd.operator.config_sections import OverlaySection
 
 PASSPHRASE = "scpd overlay test network"
 NET_ID = network_id(PASSPHRASE)
@@ -71,18 +71,20 @@ class Recorder:
     received: list[tuple[NodeID, OverlayMessage]] = field(default_factory=list)
     reject_payload: bytes | None = None
     quorum_sets: dict[bytes, SCPQuorumSet] = field(default_factory=dict)
+    overlay: Overlay | None = None  # set by the factory: answers go out through it
 
-    def __call__(self, peer: Peer, message: OverlayMessage) -> Verdict:
+    def __call__(self, node: NodeID, message: OverlayMessage) -> Verdict:
         if isinstance(message, GetScpState):
             return Verdict.IGNORE  # every new connection asks for it; these tests have no SCP state
         if isinstance(message, GetQuorumSet):
             qset = self.quorum_sets.get(message.item_hash)
+            assert self.overlay is not None
             if qset is None:
-                peer.send(DontHave(MessageType.GET_SCP_QUORUMSET, message.item_hash))
+                self.overlay.send(node, DontHave(MessageType.GET_SCP_QUORUMSET, message.item_hash))
             else:
-                peer.send(QuorumSetMessage(qset))
+                self.overlay.send(node, QuorumSetMessage(qset))
             return Verdict.IGNORE
-        self.received.append((peer.node_id, message))
+        self.received.append((node, message))
         if isinstance(message, Transaction) and self.reject_payload and message.payload.startswith(self.reject_payload):
             return Verdict.REJECT
         return self.verdict
@@ -91,15 +93,24 @@ class Recorder:
         return [m for _, m in self.received]
 
 
-def fast_config(**overrides: Any) -> OverlayConfig:
-    base = OverlayConfig(
-        network_passphrase=PASSPHRASE,
-        ping_interval=0.5,
-        idle_timeout=10.0,
+def fast_config(**overrides: Any) -> OverlaySettings:
+    """The configuration's [overlay] defaults, with short timers, on 127.0.0.1, dialing only when told."""
+    section = OverlaySection(
+        listen_address="127.0.0.1",
+        listen_port=0,
+        target_outbound_peers=0,
         handshake_timeout=3.0,
+        keepalive_interval=0.5,
+        peer_timeout=10.0,
+        reconnect_initial=0.05,
+        reconnect_max=0.2,
+    )
+    base = OverlaySettings(
+        **section.model_dump(exclude={"peers"}),
+        peers=(),
+        network_passphrase=PASSPHRASE,
         maintenance_interval=0.05,
-        target_connections=0,
-        backoff=Backoff(initial=0.05, maximum=0.2, jitter=0.5, rand=lambda: 0.0),
+        reconnect_jitter=0.0,
     )
     return replace(base, **overrides)
 
@@ -116,6 +127,8 @@ async def make_overlay() -> AsyncIterator[Factory]:
     ) -> tuple[Overlay, Recorder]:
         recorder = handler or Recorder()
         overlay = Overlay(keypair or Keypair.random(), fast_config(**overrides), recorder)
+        if isinstance(recorder, Recorder):
+            recorder.overlay = overlay
         overlays.append(overlay)
         await overlay.start()
         return overlay, recorder
@@ -390,8 +403,8 @@ async def test_reordered_messages_drop_the_connection(served: Any, raw_peers: li
 
 
 async def test_oversized_frame_is_refused_before_its_body(make_overlay: Factory, raw_peers: list[RawPeer]) -> None:
-    a, a_rec = await make_overlay(max_frame=64 * 1024)
-    b, b_rec = await make_overlay(max_frame=64 * 1024)
+    a, a_rec = await make_overlay(max_message_size=64 * 1024)
+    b, b_rec = await make_overlay(max_message_size=64 * 1024)
     await connect_pair(a, b)
     raw = await RawPeer.authenticated(a.listen_port)
     raw_peers.append(raw)
@@ -407,8 +420,8 @@ async def test_oversized_frame_is_refused_before_its_body(make_overlay: Factory,
 
 
 async def test_own_message_too_large_to_send_is_not_sent_and_costs_the_peer_nothing(make_overlay: Factory) -> None:
-    a, a_rec = await make_overlay(max_frame=64 * 1024)
-    b, b_rec = await make_overlay(max_frame=64 * 1024)
+    a, a_rec = await make_overlay(max_message_size=64 * 1024)
+    b, b_rec = await make_overlay(max_message_size=64 * 1024)
     await connect_pair(a, b)
     assert a.broadcast(Transaction(bytes(64 * 1024))) == 0
     peer = a.peer(b.node_id)
@@ -444,8 +457,8 @@ async def test_peer_that_stops_reading_is_dropped_and_others_keep_up(
 
 async def test_silent_connection_is_detected_as_dead(make_overlay: Factory, raw_peers: list[RawPeer]) -> None:
     # The idle timeout must outlast any stall of a loaded test machine, or b (which answers) goes too.
-    a, a_rec = await make_overlay(ping_interval=0.2, idle_timeout=3.0)
-    b, b_rec = await make_overlay(ping_interval=0.2, idle_timeout=3.0)
+    a, a_rec = await make_overlay(keepalive_interval=0.2, peer_timeout=3.0)
+    b, b_rec = await make_overlay(keepalive_interval=0.2, peer_timeout=3.0)
     await connect_pair(a, b)
     mute = await RawPeer.authenticated(a.listen_port)  # never answers PING
     raw_peers.append(mute)
@@ -519,7 +532,7 @@ async def test_dialer_backs_off_then_connects_when_the_port_comes_up(make_overla
 
 
 async def test_max_inbound_is_enforced(make_overlay: Factory) -> None:
-    a, _ = await make_overlay(max_inbound=1)
+    a, _ = await make_overlay(max_inbound_peers=1)
     b, _ = await make_overlay()
     c, _ = await make_overlay()
     await connect_pair(a, b)
@@ -533,7 +546,7 @@ async def test_peer_addresses_are_learned_and_dialed_up_to_the_target(make_overl
     hub, _ = await make_overlay()
     b, _ = await make_overlay(peers=(address_of(hub),))
     await wait_until(lambda: hub.peer(b.node_id) is not None)
-    c, _ = await make_overlay(peers=(address_of(hub),), target_connections=2)
+    c, _ = await make_overlay(peers=(address_of(hub),), target_outbound_peers=2)
     await wait_until(lambda: c.peer(b.node_id) is not None, what="c dials the address it learned from hub")
     assert address_of(b) in c.known_addresses
 
@@ -582,10 +595,10 @@ async def test_quorum_set_is_fetched_from_the_peer_that_has_it(make_overlay: Fac
     await connect_pair(a, b)
     peer = a.peer(b.node_id)
     assert peer is not None
-    got = await asyncio.gather(*(a.fetch_quorum_set(quorum_set_hash(qset), peer, WAIT) for _ in range(3)))
+    got = await asyncio.gather(*(a.fetch_quorum_set(quorum_set_hash(qset), b.node_id, WAIT) for _ in range(3)))
     assert got == [qset, qset, qset]
     async with asyncio.timeout(WAIT):  # DONT_HAVE ends the wait long before the fetch's own timeout
-        assert await a.fetch_quorum_set(bytes(32), peer, 3600.0) is None
+        assert await a.fetch_quorum_set(bytes(32), b.node_id, 3600.0) is None
 
 
 async def test_tx_set_is_fetched_and_a_lying_answer_is_held_against_the_peer(make_overlay: Factory) -> None:
@@ -593,9 +606,9 @@ async def test_tx_set_is_fetched_and_a_lying_answer_is_held_against_the_peer(mak
     good_hash = hashlib.sha256(payload).digest()
     lie_hash = hashlib.sha256(b"something else").digest()
 
-    def holder(peer: Peer, message: OverlayMessage) -> Verdict:
+    def holder(node: NodeID, message: OverlayMessage) -> Verdict:
         if isinstance(message, GetTxSet):
-            peer.send(TxSetMessage(message.item_hash, payload))  # right for good_hash, a lie for lie_hash
+            b.send(node, TxSetMessage(message.item_hash, payload))  # right for good_hash, a lie for lie_hash
         return Verdict.IGNORE
 
     def matches(h: bytes) -> Callable[[bytes], bool]:
@@ -606,10 +619,10 @@ async def test_tx_set_is_fetched_and_a_lying_answer_is_held_against_the_peer(mak
     await connect_pair(a, b)
     peer = a.peer(b.node_id)
     assert peer is not None
-    assert await a.fetch_tx_set(good_hash, peer, WAIT, matches(good_hash)) == payload
+    assert await a.fetch_tx_set(good_hash, b.node_id, WAIT, matches(good_hash)) == payload
     assert peer.misbehaviour == 0
     async with asyncio.timeout(WAIT):  # the lie ends the wait at once instead of at the fetch's timeout
-        assert await a.fetch_tx_set(lie_hash, peer, 3600.0, matches(lie_hash)) is None
+        assert await a.fetch_tx_set(lie_hash, b.node_id, 3600.0, matches(lie_hash)) is None
     assert peer.misbehaviour == 25
 
 
@@ -627,14 +640,14 @@ async def test_envelope_waits_for_its_quorum_set_then_floods_on(make_overlay: Fa
     tasks: list[asyncio.Task[None]] = []
     known: dict[bytes, SCPQuorumSet] = {}
 
-    def herder(peer: Peer, message: OverlayMessage) -> Verdict:
+    def herder(node: NodeID, message: OverlayMessage) -> Verdict:
         if isinstance(message, ScpMessage) and message.envelope.statement.pledges.quorum_set_hash not in known:
 
             async def complete() -> None:
-                fetched = await middle.fetch_quorum_set(qhash, peer, WAIT)
+                fetched = await middle.fetch_quorum_set(qhash, node, WAIT)
                 if fetched is not None:
                     known[qhash] = fetched
-                    middle.relay(message, origin=peer)
+                    middle.relay(message, origin=node)
 
             tasks.append(asyncio.create_task(complete()))
             return Verdict.IGNORE
@@ -885,7 +898,7 @@ async def test_a_message_the_consumer_ignored_is_delivered_again_when_resent(mak
 async def test_silent_connections_fill_only_the_pending_pool_and_the_oldest_makes_room(
     make_overlay: Factory, raw_peers: list[RawPeer]
 ) -> None:
-    a, _ = await make_overlay(max_pending_handshakes=4, max_inbound=2, handshake_timeout=30.0)
+    a, _ = await make_overlay(max_pending_handshakes=4, max_inbound_peers=2, handshake_timeout=30.0)
     silent = [await RawPeer.open(a.listen_port) for _ in range(10)]
     raw_peers.extend(silent)
     await wait_until(lambda: a.stats.handshakes_evicted >= 6, what="oldest handshakes evicted")
@@ -897,7 +910,7 @@ async def test_silent_connections_fill_only_the_pending_pool_and_the_oldest_make
 
 async def test_a_preferred_node_evicts_a_stranger_from_a_full_inbound_pool(make_overlay: Factory) -> None:
     validator = Keypair.random()
-    a, _ = await make_overlay(max_inbound=2, preferred_nodes=frozenset({validator.public_key}))
+    a, _ = await make_overlay(max_inbound_peers=2, preferred_nodes=frozenset({validator.public_key}))
     strangers = [(await make_overlay())[0] for _ in range(3)]
     await connect_pair(a, strangers[0])
     await connect_pair(a, strangers[1])
@@ -920,7 +933,7 @@ async def test_a_peer_that_does_not_read_is_dropped_at_the_byte_limit_of_its_que
     await wait_until(lambda: a.peer(sluggard.node_id) is not None)
     slow = a.peer(sluggard.node_id)
     assert slow is not None
-    for i in range(100):  # 6 MB if nothing stopped it; the queue count (1024) is never reached
+    for i in range(100):  # 6 MB if nothing stopped it; the queue count (1000 messages) is never reached
         a.broadcast(Transaction(i.to_bytes(4, "big") + bytes(60 * 1024)))
         if slow.closed:
             break
@@ -969,12 +982,12 @@ async def test_a_preferred_node_is_answered_from_a_budget_that_refills_with_time
     await connect_pair(a, v)
     peer = v.peer(a.node_id)
     assert peer is not None
-    assert await v.fetch_quorum_set(h, peer, WAIT) == qset
+    assert await v.fetch_quorum_set(h, a.node_id, WAIT) == qset
     # The burst is spent: the next answer comes as the budget refills (8 KB/s), with
     # DONT_HAVE (so the asker may try another peer at once) until then.
     refusals = 0
     async with asyncio.timeout(WAIT):
-        while await v.fetch_quorum_set(h, peer, WAIT) is None:
+        while await v.fetch_quorum_set(h, a.node_id, WAIT) is None:
             refusals += 1
             await asyncio.sleep(0.05)
     assert refusals >= 1 and a.stats.answers_refused + a.stats.requests_throttled == refusals

@@ -2,7 +2,7 @@
 
 It runs exactly the checks ``scpd run`` runs before starting (``load_config``,
 which includes the quorum-intersection hook
-``scpd.operator.config.quorum_intersection_warnings``), prints a short summary
+``scpd.operator.config_quorum.quorum_intersection_warnings``), prints a short summary
 on success and each warning on stderr. A bad configuration is the usual one
 line ``scpd: error: FILE: key.path: problem`` and exit code 2; ``--strict``
 treats warnings the same way.
@@ -14,7 +14,9 @@ import argparse
 import sys
 from typing import Any
 
-from scpd.operator.config import NodeConfig, format_quorum_set, load_config
+from scpd.operator.config import load_config
+from scpd.operator.config_node import NodeConfig
+from scpd.operator.config_quorum import format_quorum_set
 
 
 def register(sub: Any) -> None:

@@ -36,7 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from scpd.base.keys import verify_envelope
 from scpd.base.quorum import is_quorum
 from scpd.base.types import NodeID, SCPEnvelope, SCPExternalize, SCPQuorumSet
-from scpd.node.ledger import ChainBreak, LedgerRecord, LedgerStore
+from scpd.node.ledger import LedgerStore
+from scpd.node.ledger_chain import ChainBreak, LedgerRecord
 from scpd.nodecore.catchup import CatchupEntry, check_entry
 from scpd.nodecore.values import GENESIS_CLOSE_TIME, GENESIS_HASH, ChainTip
 

@@ -53,7 +53,7 @@ from scpd.base.quorum import all_validators, is_v_blocking
 from scpd.base.types import NodeID, SCPEnvelope, SCPExternalize, SCPQuorumSet, XdrType
 from scpd.base.xdr import Packer, Reader
 from scpd.errors import XdrError
-from scpd.nodecore.messages import CATCHUP_RANGE, OverlayMessage, register_message
+from scpd.nodecore.messages import CATCHUP_RANGE, DEFAULT_MAX_MESSAGE_SIZE, OverlayMessage, register_message
 from scpd.nodecore.values import ChainTip, ConsensusValue, TxSet
 
 __all__ = [
@@ -187,7 +187,7 @@ class CatchupSettings:
     request_timeout: float = 5.0
     min_interval: float = 0.05
     serve_rate: float = 20.0  # GET_LEDGERS answered per peer per second
-    max_frame: int = 4 << 20
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE  # overlay.max_message_size: an answer must fit one frame
 
 
 @dataclass(slots=True)
@@ -298,7 +298,7 @@ class Catchup:
 
     def build_answer(self, tip_slot: int, entries: Iterable[CatchupEntry]) -> Ledgers:
         """As many consecutive entries as fit the frame limit (at least one if any)."""
-        budget = self.settings.max_frame - _FRAME_OVERHEAD
+        budget = self.settings.max_message_size - _FRAME_OVERHEAD
         chosen: list[CatchupEntry] = []
         for served in entries:
             # Never more proofs than the wire allows (stores written before the cap held more).

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from scpd.base.keys import Keypair, sign_statement
 from scpd.base.quorum import all_validators
@@ -191,6 +192,7 @@ class NodeCore(Driver):
         # Transactions acknowledged before a crash or restart are queued again.
         self.txqueue.add_many(self.view.load_pending_txs())
         self.cadence.start()
+        self.txflood.arm()
 
     def _message(self, event: ev.MessageReceived, step: Step) -> None:
         if event.peer in self.members:
@@ -360,20 +362,21 @@ def _no_timer(core: NodeCore) -> None:
     return None
 
 
-_EVENTS: dict[type, Callable[[NodeCore, ev.Event, Step], None]] = {
-    ev.Started: NodeCore._started,  # type: ignore[dict-item]
-    ev.MessageReceived: NodeCore._message,  # type: ignore[dict-item]
-    ev.QuorumSetAnswered: NodeCore._quorum_set_answered,  # type: ignore[dict-item]
-    ev.TxSetAnswered: NodeCore._tx_set_answered,  # type: ignore[dict-item]
-    ev.FetchFailed: NodeCore._fetch_failed,  # type: ignore[dict-item]
-    ev.OwnEnvelopesPersisted: NodeCore._persisted,  # type: ignore[dict-item]
-    ev.OwnEnvelopesNotPersisted: NodeCore._not_persisted,  # type: ignore[dict-item]
-    ev.LedgerWritten: NodeCore._written,  # type: ignore[dict-item]
-    ev.LedgerNotWritten: NodeCore._not_written,  # type: ignore[dict-item]
-    ev.TimerFired: NodeCore._timer,  # type: ignore[dict-item]
-    ev.TransactionsSubmitted: NodeCore._submitted,  # type: ignore[dict-item]
-    ev.PeerConnected: NodeCore._peer_connected,  # type: ignore[dict-item]
-    ev.PeerGone: NodeCore._peer_gone,  # type: ignore[dict-item]
+# Each handler takes its own event type; the table's key guarantees it.
+_EVENTS: dict[type, Callable[[NodeCore, Any, Step], None]] = {
+    ev.Started: NodeCore._started,
+    ev.MessageReceived: NodeCore._message,
+    ev.QuorumSetAnswered: NodeCore._quorum_set_answered,
+    ev.TxSetAnswered: NodeCore._tx_set_answered,
+    ev.FetchFailed: NodeCore._fetch_failed,
+    ev.OwnEnvelopesPersisted: NodeCore._persisted,
+    ev.OwnEnvelopesNotPersisted: NodeCore._not_persisted,
+    ev.LedgerWritten: NodeCore._written,
+    ev.LedgerNotWritten: NodeCore._not_written,
+    ev.TimerFired: NodeCore._timer,
+    ev.TransactionsSubmitted: NodeCore._submitted,
+    ev.PeerConnected: NodeCore._peer_connected,
+    ev.PeerGone: NodeCore._peer_gone,
 }
 
 _MESSAGES: dict[type, Callable[[NodeCore, ev.MessageReceived], Verdict | None]] = {

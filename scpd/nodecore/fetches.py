@@ -57,9 +57,6 @@ class Fetches:
         self._ledger_fetches: dict[int, _LedgerFetch] = {}
         self._ledger_hashes: set[bytes] = set()
 
-    def __len__(self) -> int:
-        return len(self._waiting)
-
     def wait_for(self, origin: NodeID, envelope: SCPEnvelope, qset: bytes | None, tx_sets: list[bytes]) -> None:
         """Fetch what ``envelope`` names and lacks, then hand it to the consensus core."""
         core = self._core

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scpd.nodecore.catchup import CatchupSettings
+from scpd.nodecore.messages import DEFAULT_MAX_MESSAGE_SIZE
 from scpd.nodecore.pending import PendingLimits
 from scpd.nodecore.sigcache import DEFAULT_SIGNATURE_CACHE
 from scpd.nodecore.trust import DEFAULT_MAX_TRUSTED
@@ -54,7 +55,7 @@ class CoreSettings:
     # Nodes the transitive closure of our quorum set may hold, nearest first (scpd.nodecore.trust).
     max_trusted_nodes: int = DEFAULT_MAX_TRUSTED
     # [overlay]: the largest message, which bounds catch-up answers and transaction batches.
-    max_message_size: int = 4 << 20
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     # Not configurable: envelopes for slots further behind than this are ignored unread.
     max_slots_behind: int = 2
     fetch_timeout: float = 5.0
@@ -89,4 +90,4 @@ class CoreSettings:
 
     @property
     def catchup(self) -> CatchupSettings:
-        return CatchupSettings(max_frame=self.max_message_size)
+        return CatchupSettings(max_message_size=self.max_message_size)

@@ -56,7 +56,11 @@ class TxFlood:
         if not txs:
             return
         self._out.setdefault(origin, []).extend(txs)
-        if not self._armed:
+        self.arm()
+
+    def arm(self) -> None:
+        """Arm the flood timer for what is gathered (once the node runs: before, nothing carries timers out)."""
+        if self._out and not self._armed and self._core.running:
             self._armed = True
             self._core.emit(ArmTimer(TimerKey(TimerKind.TX_FLOOD), self._core.settings.tx_flood_delay))
 

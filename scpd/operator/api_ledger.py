@@ -28,7 +28,8 @@ import binascii
 from aiohttp import web
 
 from scpd.errors import LedgerError
-from scpd.node.ledger import LedgerRecord, LedgerStore
+from scpd.node.ledger import LedgerStore
+from scpd.node.ledger_chain import LedgerRecord
 from scpd.nodecore.txqueue import AddResult, Outcome, Refusal
 from scpd.operator.http_api import CONTEXT_KEY, NodeContext
 

@@ -24,63 +24,38 @@ from aiohttp import web
 from scpd.base.quorum import all_validators
 from scpd.errors import LedgerError, ScpdError
 from scpd.node.datadir import DataDirLock
-from scpd.node.herder import ExternalizedSlot, Herder, HerderSettings
+from scpd.node.herder import ExternalizedSlot, Herder
 from scpd.node.ledger import START_CHECK_LEDGERS, LedgerStore
 from scpd.node.metrics import Metrics, stale_after
-from scpd.node.overlay.backoff import Backoff
-from scpd.node.overlay.overlay import Overlay, OverlayConfig
-from scpd.nodecore.catchup import CatchupSettings
+from scpd.node.overlay.overlay import Overlay
+from scpd.node.overlay.settings import OverlaySettings
 from scpd.nodecore.messages import PeerAddress
-from scpd.nodecore.pending import PendingLimits
-from scpd.nodecore.txqueue import QueueLimits
-from scpd.nodecore.values import TxSetLimits
+from scpd.nodecore.settings import CoreSettings
 from scpd.operator.api_metrics import start_metrics_http
-from scpd.operator.config import NodeConfig
-from scpd.operator.config import PeerAddress as ConfigAddress
+from scpd.operator.config_addresses import PeerAddress as ConfigAddress
+from scpd.operator.config_node import NodeConfig
 from scpd.operator.events import EventHub
 from scpd.operator.http_api import NodeContext, start_http
 from scpd.operator.quorum_log import run_quorum_log
 from scpd.operator.watch import NodeWatch
 from scpd.operator.watchdog import LoopWatchdog
 
-__all__ = ["herder_settings", "overlay_config", "run_node"]
+__all__ = ["herder_settings", "overlay_settings", "run_node"]
 
 log = structlog.get_logger("scpd.daemon")
 
-# With [ledger] record_envelopes: every received SCP envelope (scpd.node.ledger.EnvelopeLog).
+# With [ledger] record_envelopes: every received SCP envelope (scpd.node.envelope_log.EnvelopeLog).
 RECEIVED_ENVELOPES_FILE = "received-envelopes.bin"
 
 
-def herder_settings(cfg: NodeConfig) -> HerderSettings:
-    t, lg, i = cfg.timers, cfg.ledger, cfg.intake
-    return HerderSettings(
-        slot_interval=t.slot_interval,
-        nomination_timeout_initial=t.nomination_timeout_initial,
-        nomination_timeout_increment=t.nomination_timeout_increment,
-        ballot_timeout_initial=t.ballot_timeout_initial,
-        ballot_timeout_increment=t.ballot_timeout_increment,
-        max_timeout=t.max_timeout,
-        tx_set_limits=TxSetLimits(lg.max_tx_count, lg.max_tx_set_size),
-        queue_limits=QueueLimits(
-            max_tx_bytes=lg.max_tx_size,
-            max_txs=lg.max_queue_txs,
-            max_bytes=lg.max_queue_bytes,
-            peer_share=lg.peer_queue_share,
-            client_reserve=lg.client_queue_reserve,
-        ),
-        max_close_time_drift=int(lg.max_close_time_drift),
-        max_slots_ahead=i.max_slots_ahead,
-        max_waiting_envelopes=i.max_waiting_envelopes,
-        pending_limits=PendingLimits(
-            per_node=i.pending_per_node,
-            per_node_bytes=i.pending_per_node_bytes,
-            total=i.pending_total,
-            total_bytes=i.pending_total_bytes,
-        ),
-        signature_cache=i.signature_cache,
-        max_trusted_nodes=i.max_trusted_nodes,
-        catchup=CatchupSettings(max_frame=cfg.overlay.max_message_size),
-        record_envelopes=cfg.data_dir / RECEIVED_ENVELOPES_FILE if lg.record_envelopes else None,
+def herder_settings(cfg: NodeConfig) -> CoreSettings:
+    """The node core's settings: the ``[timers]``, ``[ledger]`` and ``[intake]`` keys under their own names."""
+    ledger = cfg.ledger.model_dump(exclude={"record_envelopes"})  # the shell's, not the core's
+    return CoreSettings(
+        **cfg.timers.model_dump(),
+        **ledger,
+        **cfg.intake.model_dump(),
+        max_message_size=cfg.overlay.max_message_size,
     )
 
 
@@ -88,32 +63,13 @@ def _address(a: ConfigAddress) -> PeerAddress:
     return PeerAddress(a.host, a.port)
 
 
-def overlay_config(cfg: NodeConfig) -> OverlayConfig:
-    o = cfg.overlay
-    return OverlayConfig(
-        network_passphrase=cfg.network_passphrase,
-        listen_host=cfg.listen.host,
-        listen_port=cfg.listen.port,
+def overlay_settings(cfg: NodeConfig) -> OverlaySettings:
+    """``[overlay]`` as written (its keys are the settings' names), plus what the rest of the file decides."""
+    return OverlaySettings(
+        **cfg.overlay.model_dump(exclude={"peers"}),
         peers=tuple(_address(a) for a in cfg.peers),
-        target_connections=o.target_outbound_peers,
-        max_inbound=o.max_inbound_peers,
-        max_frame=o.max_message_size,
-        send_queue_size=o.send_queue_size,
-        ping_interval=o.keepalive_interval,
-        idle_timeout=o.peer_timeout,
-        handshake_timeout=o.handshake_timeout,
-        ban_seconds=o.ban_duration,
-        backoff=Backoff(initial=o.reconnect_initial, maximum=o.reconnect_max),
+        network_passphrase=cfg.network_passphrase,
         preferred_nodes=frozenset(all_validators(cfg.quorum_set)),
-        max_pending_handshakes=o.max_pending_handshakes,
-        # A queue or a burst must hold two of the largest messages, or such a message could never be sent.
-        send_queue_bytes=max(o.send_queue_bytes, 2 * o.max_message_size),
-        answer_rate=o.answer_rate,
-        answer_burst=max(o.answer_burst, 2 * o.max_message_size),
-        answer_ratio=o.answer_ratio,
-        answer_total_rate=o.answer_total_rate,
-        answer_total_burst=max(o.answer_total_burst, 2 * o.max_message_size),
-        new_key_interval=o.new_key_interval,
     )
 
 
@@ -183,9 +139,10 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
         is_validator=cfg.is_validator,
         on_externalized=lambda done: _on_externalized(done, watch),
         metrics=metrics,
+        record_envelopes=cfg.data_dir / RECEIVED_ENVELOPES_FILE if cfg.ledger.record_envelopes else None,
     )
     watch = NodeWatch(cfg, herder, EventHub(on_drop=metrics.events_dropped.inc), metrics)
-    overlay = Overlay(cfg.keypair, overlay_config(cfg), herder.handle_message)
+    overlay = Overlay(cfg.keypair, overlay_settings(cfg), herder.handle_message, watcher=herder.peer_changed)
     herder.attach(overlay)
     metrics.watch(herder, overlay, stale_after=stale_after(cfg.timers.slot_interval))
     for address in cfg.known_addresses:

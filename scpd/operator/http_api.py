@@ -23,7 +23,7 @@ from scpd.node.herder import Herder
 from scpd.node.ledger import LedgerStore
 from scpd.node.metrics import Metrics
 from scpd.node.overlay.overlay import Overlay
-from scpd.operator.config import NodeConfig
+from scpd.operator.config_node import NodeConfig
 from scpd.operator.watch import NodeWatch
 
 __all__ = ["CONTEXT_KEY", "ROUTE_MODULES", "NodeContext", "build_app", "start_http"]

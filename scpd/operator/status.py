@@ -20,7 +20,7 @@ from scpd.base.quorum import closest_v_blocking, is_quorum_slice, is_v_blocking
 from scpd.base.types import NodeID
 from scpd.node.herder import Herder
 from scpd.node.metrics import MemberState, QuorumMember, quorum_members, stale_after
-from scpd.operator.config import NodeConfig
+from scpd.operator.config_node import NodeConfig
 
 __all__ = ["NodeStatus", "node_status"]
 

@@ -28,7 +28,7 @@ from scpd.base.quorum import all_validators, quorum_set_hash
 from scpd.base.types import NodeID, SCPExternalize, SCPQuorumSet
 from scpd.node.herder import ExternalizedSlot, Herder
 from scpd.node.metrics import Metrics
-from scpd.operator.config import NodeConfig
+from scpd.operator.config_node import NodeConfig
 from scpd.operator.events import EventHub
 from scpd.operator.status import node_status
 

@@ -4,15 +4,17 @@ A ban is a key (a node id or a ``PeerAddress``) with an expiry on an
 injectable monotonic clock. Whole IP addresses are not banned: many
 validators may share one host (a localnet on 127.0.0.1), so an address here is
 host *and* listening port; ``KeyChurn`` limits what a banned host may do
-instead: come back under fresh keys, one per interval.
+instead: come back under fresh keys, one per interval. ``Scores`` adds up a
+node's misbehaviour points until they earn it a ban.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-__all__ = ["BanList", "KeyChurn"]
+__all__ = ["BanList", "KeyChurn", "Scores"]
 
 
 class BanList:
@@ -124,3 +126,24 @@ class _Probation:
         # The ban itself starts the interval: the next fresh key waits.
         self.last_new = now
         self.keys: dict[Hashable, None] = {}
+
+
+class Scores:
+    """Misbehaviour points per key, for the ``capacity`` keys scored most recently."""
+
+    __slots__ = ("_points", "capacity")
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._points: OrderedDict[Hashable, int] = OrderedDict()
+
+    def add(self, key: Hashable, points: int) -> int:
+        """Add ``points`` to ``key``'s score and return its total."""
+        total = self._points.pop(key, 0) + points
+        self._points[key] = total
+        while len(self._points) > self.capacity:
+            self._points.popitem(last=False)
+        return total
+
+    def forget(self, key: Hashable) -> None:
+        self._points.pop(key, None)

@@ -1,9 +1,10 @@
 """Length-prefixed frames on a TCP stream.
 
 A frame is ``uint32 length`` (big-endian) followed by ``length`` bytes. The
-length is checked against the configured maximum *before* the body is read,
-so a hostile peer cannot make us buffer more than one maximum-size message; an
-empty frame is refused too, since no message encodes to zero bytes.
+length is checked against the configured maximum
+(``overlay.max_message_size``) *before* the body is read, so a hostile peer
+cannot make us buffer more than one maximum-size message; an empty frame is
+refused too, since no message encodes to zero bytes.
 
 ``read_frame`` reads one frame with two awaits (the handshake, a few frames);
 a live connection reads large chunks and cuts them with a ``Deframer``, so a
@@ -16,10 +17,10 @@ import asyncio
 import struct
 
 from scpd.errors import OverlayError
+from scpd.nodecore.messages import DEFAULT_MAX_MESSAGE_SIZE
 
-__all__ = ["DEFAULT_MAX_FRAME", "Deframer", "FrameError", "encode_frame", "read_frame"]
+__all__ = ["Deframer", "FrameError", "encode_frame", "read_frame"]
 
-DEFAULT_MAX_FRAME = 1024 * 1024
 _LENGTH = struct.Struct(">I")
 
 
@@ -27,13 +28,13 @@ class FrameError(OverlayError):
     """A frame that is empty, too large, or cut short by the peer closing."""
 
 
-def encode_frame(body: bytes, max_size: int = DEFAULT_MAX_FRAME) -> bytes:
+def encode_frame(body: bytes, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> bytes:
     if not 0 < len(body) <= max_size:
         raise FrameError(f"frame of {len(body)} bytes is outside 1..{max_size}")
     return _LENGTH.pack(len(body)) + body
 
 
-async def read_frame(reader: asyncio.StreamReader, max_size: int = DEFAULT_MAX_FRAME) -> bytes:
+async def read_frame(reader: asyncio.StreamReader, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> bytes:
     """Read one frame body; raise ``FrameError`` on a bad length or EOF mid-frame."""
     try:
         header = await reader.readexactly(_LENGTH.size)
@@ -60,7 +61,7 @@ class Deframer:
 
     __slots__ = ("_buffer", "_max_size")
 
-    def __init__(self, max_size: int = DEFAULT_MAX_FRAME) -> None:
+    def __init__(self, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self._max_size = max_size
         self._buffer = bytearray()
 

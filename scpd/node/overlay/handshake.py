@@ -39,9 +39,10 @@ import nacl.public
 from scpd.base.keys import Keypair, verify_signature
 from scpd.base.types import PublicKey
 from scpd.errors import OverlayError, XdrError
-from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, encode_frame, read_frame
+from scpd.node.overlay.framing import encode_frame, read_frame
 from scpd.node.overlay.session import Session
 from scpd.nodecore.messages import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     NONCE_SIZE,
     Auth,
     ErrorCode,
@@ -184,19 +185,19 @@ class Handshake:
             raise HandshakeError(f"AUTH signature does not match the announced key {self.peer_hello.node_id}")
 
 
-async def _send(writer: asyncio.StreamWriter, body: bytes, max_frame: int) -> None:
-    writer.write(encode_frame(body, max_frame))
+async def _send(writer: asyncio.StreamWriter, body: bytes, max_message_size: int) -> None:
+    writer.write(encode_frame(body, max_message_size))
     await writer.drain()
 
 
 async def _send_error_quietly(
-    writer: asyncio.StreamWriter, error: HandshakeError, session: Session | None, max_frame: int
+    writer: asyncio.StreamWriter, error: HandshakeError, session: Session | None, max_message_size: int
 ) -> None:
     """Tell the peer why we hang up; it may already be gone, which is fine."""
     message = ErrorMessage(error.code, str(error))
     body = session.seal(message) if session is not None else encode_message(message)
     with contextlib.suppress(ConnectionError, OSError, OverlayError):
-        await _send(writer, body, max_frame)
+        await _send(writer, body, max_message_size)
 
 
 def _refusal(message: OverlayMessage, expected: str) -> HandshakeError:
@@ -210,7 +211,7 @@ async def perform_handshake(
     writer: asyncio.StreamWriter,
     handshake: Handshake,
     *,
-    max_frame: int = DEFAULT_MAX_FRAME,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     check_hello: Callable[[Hello], None] | None = None,
 ) -> HandshakeResult:
     """Run the handshake over a fresh connection; raises ``OverlayError`` on any failure.
@@ -222,9 +223,9 @@ async def perform_handshake(
     session: Session | None = None
     try:
         if handshake.initiator:
-            await _send(writer, encode_message(handshake.local_hello), max_frame)
+            await _send(writer, encode_message(handshake.local_hello), max_message_size)
         try:
-            hello = decode_message(await read_frame(reader, max_frame))
+            hello = decode_message(await read_frame(reader, max_message_size))
         except XdrError as exc:
             raise HandshakeError(f"malformed HELLO: {exc}", ErrorCode.DATA) from None
         if not isinstance(hello, Hello):
@@ -233,11 +234,11 @@ async def perform_handshake(
         if check_hello is not None:
             check_hello(hello)
         if not handshake.initiator:
-            await _send(writer, encode_message(handshake.local_hello), max_frame)
+            await _send(writer, encode_message(handshake.local_hello), max_message_size)
         session = handshake.session()
-        await _send(writer, session.seal(handshake.auth_message()), max_frame)
+        await _send(writer, session.seal(handshake.auth_message()), max_message_size)
         try:
-            auth, _ = session.open(await read_frame(reader, max_frame))
+            auth, _ = session.open(await read_frame(reader, max_message_size))
         except XdrError as exc:
             raise HandshakeError(f"malformed AUTH: {exc}", ErrorCode.DATA) from None
         if not isinstance(auth, Auth):
@@ -245,6 +246,6 @@ async def perform_handshake(
         handshake.verify_auth(auth)
     except HandshakeError as exc:
         if not exc.from_peer:
-            await _send_error_quietly(writer, exc, session, max_frame)
+            await _send_error_quietly(writer, exc, session, max_message_size)
         raise
     return HandshakeResult(hello, session)

@@ -41,15 +41,15 @@ import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import structlog
 
 from scpd.base.types import NodeID
 from scpd.errors import XdrError
 from scpd.node.overlay.budget import Allowance, BudgetSettings, ByteBudget
-from scpd.node.overlay.framing import DEFAULT_MAX_FRAME, Deframer, FrameError, encode_frame
+from scpd.node.overlay.framing import Deframer, FrameError, encode_frame
 from scpd.node.overlay.session import MAC_SIZE, AuthenticationError, Session
+from scpd.node.overlay.settings import OverlaySettings
 from scpd.nodecore.messages import (
     ErrorMessage,
     Hello,
@@ -61,7 +61,7 @@ from scpd.nodecore.messages import (
     encode_message,
 )
 
-__all__ = ["ANSWERING", "MALFORMED_POINTS", "Peer", "PeerSettings"]
+__all__ = ["ANSWERING", "MALFORMED_POINTS", "Peer"]
 
 log = structlog.get_logger(__name__)
 
@@ -75,17 +75,6 @@ _FRAMED_OVERHEAD = 4 + _SEALED_OVERHEAD
 
 # The request being answered in this task (set by the overlay around a request's handler).
 ANSWERING: contextvars.ContextVar[Allowance | None] = contextvars.ContextVar("scpd_answering", default=None)
-
-
-@dataclass(frozen=True, slots=True)
-class PeerSettings:
-    max_frame: int = DEFAULT_MAX_FRAME
-    send_queue_size: int = 1024
-    send_queue_bytes: int = 16 * 1024 * 1024
-    ping_interval: float = 5.0
-    idle_timeout: float = 30.0
-    write_timeout: float = 10.0
-    write_buffer_high: int = 256 * 1024
 
 
 MessageCallback = Callable[["Peer", OverlayMessage, bytes], Awaitable[None]]
@@ -107,12 +96,12 @@ class Peer:
         *,
         outbound: bool,
         address: PeerAddress | None,
-        settings: PeerSettings,
+        settings: OverlaySettings,
+        answers: BudgetSettings,
         on_message: MessageCallback,
         on_close: CloseCallback,
         on_score: ScoreCallback,
         clock: Callable[[], float] = time.monotonic,
-        answers: BudgetSettings | None = None,
         screen: ScreenCallback | None = None,
     ) -> None:
         self.hello = hello
@@ -137,8 +126,8 @@ class Peer:
         self._wake_writer = asyncio.Event()
         self._idle = asyncio.Event()  # nothing waits to be written
         self._idle.set()
-        # What answering this peer's requests may cost; default: a stranger's (2x what it sends).
-        self.answers = ByteBudget(answers or BudgetSettings(rate=0.0, burst=8 * 1024 * 1024, ratio=1.0), clock)
+        # What answering this peer's requests may cost: the overlay's budget for its kind of peer.
+        self.answers = ByteBudget(answers, clock)
         self.answers_refused = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = asyncio.Event()
@@ -184,9 +173,9 @@ class Peer:
         """Queue an encoded message; False if it is too large or the peer cannot keep up (then it is dropped)."""
         if self.closed:
             return False
-        if len(encoded) + _SEALED_OVERHEAD > self.settings.max_frame:
+        if len(encoded) + _SEALED_OVERHEAD > self.settings.max_message_size:
             # Our own message is too big for any peer: a local problem, so it must not cost the peer anything.
-            log.error("message too large to send", size=len(encoded), max_frame=self.settings.max_frame)
+            log.error("message too large to send", size=len(encoded), max_message_size=self.settings.max_message_size)
             return False
         size = len(encoded) + _FRAMED_OVERHEAD
         fits = (
@@ -234,7 +223,7 @@ class Peer:
             # What this loop turn queued goes first (unless the peer is not reading), then the error;
             # sealing and writing happen together, so the sequence numbers stay in write order.
             self._flush(closing=True)
-            transport.write(encode_frame(self._session.seal(error), self.settings.max_frame))
+            transport.write(encode_frame(self._session.seal(error), self.settings.max_message_size))
         if abort:
             transport.abort()
         else:
@@ -258,7 +247,7 @@ class Peer:
             pass
 
     async def _read_loop(self) -> None:
-        deframer = Deframer(self.settings.max_frame)
+        deframer = Deframer(self.settings.max_message_size)
         try:
             while not self.closed:
                 chunk = await self._reader.read(READ_CHUNK)
@@ -312,8 +301,8 @@ class Peer:
         if not self._outbox:
             self._idle.set()
             return
-        seal, max_frame = self._session.seal_encoded, self.settings.max_frame
-        frames = [encode_frame(seal(encoded), max_frame) for encoded in self._outbox]
+        seal, max_size = self._session.seal_encoded, self.settings.max_message_size
+        frames = [encode_frame(seal(encoded), max_size) for encoded in self._outbox]
         self._outbox.clear()
         data = b"".join(frames)
         self._outbox_bytes -= len(data)
@@ -347,12 +336,12 @@ class Peer:
             self.close(f"connection error: {exc}", abort=True)
 
     async def _keepalive_loop(self) -> None:
-        interval = self.settings.ping_interval
+        interval = self.settings.keepalive_interval
         # The PING itself may close the peer (queue full) from this very task, so re-check each round.
         while not self.closed:
             await asyncio.sleep(interval)
             silent = self._clock() - self.last_received
-            if silent > self.settings.idle_timeout:
+            if silent > self.settings.peer_timeout:
                 self.close(f"silent for {silent:.1f}s: dead connection", abort=True)
                 return
             self.send(Ping(int.from_bytes(os.urandom(8), "big")))
