@@ -208,7 +208,7 @@ class SimNode:
         self._boot += 1
         self._requests = Requests(world.clock, self._ask, self.feed)
         self._screen = FloodScreen()
-        self.store.save_pending_txs(self._new_transactions())
+        self._new_transactions()  # in the store before the core starts, so it queues them with the rest
         self.core = NodeCore(self.keypair, world.net_id, self.qset, self.store, world.settings, observer=_Facts(self))
         self.handle(ev.Started(world.clock.now))
         for other in world.nodes:
