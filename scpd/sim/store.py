@@ -47,7 +47,6 @@ class SimRecord:
 
     entry: LedgerEntry
     tx_set: TxSet
-    previous_hash: bytes
     hash: bytes
 
     @property
@@ -66,6 +65,7 @@ class SimStore:
     quorum_sets: dict[bytes, SCPQuorumSet] = field(default_factory=dict)
     pending_txs: dict[bytes, bytes] = field(default_factory=dict)
     included: set[bytes] = field(default_factory=set)
+    ledger_tx_sets: dict[bytes, TxSet] = field(default_factory=dict)
     failing: bool = False
 
     # -- LedgerView (what the node core reads) ----------------------------------
@@ -84,12 +84,7 @@ class SimStore:
 
     def get_tx_set(self, tx_set_hash: bytes) -> TxSet | None:
         saved = self.tx_sets.get(tx_set_hash)
-        if saved is not None:
-            return saved[1]
-        for record in reversed(self.ledgers.values()):
-            if record.entry.tx_set_hash == tx_set_hash:
-                return record.tx_set
-        return None
+        return saved[1] if saved is not None else self.ledger_tx_sets.get(tx_set_hash)
 
     def is_included(self, tx: bytes) -> bool:
         return tx in self.included
@@ -133,8 +128,9 @@ class SimStore:
         if tx_set.hash() != entry.tx_set_hash:
             raise ChainRefused(f"slot {entry.slot}: the tx set given is not the one the value names")
         self._check_disk()
-        record = SimRecord(entry, tx_set, tip.hash, ledger_hash(tip.hash, entry))
+        record = SimRecord(entry, tx_set, ledger_hash(tip.hash, entry))
         self.ledgers[entry.slot] = record
+        self.ledger_tx_sets.setdefault(entry.tx_set_hash, tx_set)
         self.included.update(tx_set.tx_ids)
         for i in tx_set.tx_ids:
             self.pending_txs.pop(i, None)
