@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from scpd.base.keys import Keypair
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.errors import OverlayError
@@ -61,8 +59,6 @@ from scpd.nodecore.values import ChainTip
 from scpd.scp.scp import SCP
 
 __all__ = ["ExternalizedSlot", "Herder"]
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
