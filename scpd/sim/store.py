@@ -79,9 +79,6 @@ class SimStore:
     def latest(self) -> SimRecord | None:
         return self.ledgers[len(self.ledgers)] if self.ledgers else None
 
-    def get(self, slot: int) -> SimRecord | None:
-        return self.ledgers.get(slot)
-
     def get_tx_set(self, tx_set_hash: bytes) -> TxSet | None:
         saved = self.tx_sets.get(tx_set_hash)
         return saved[1] if saved is not None else self.ledger_tx_sets.get(tx_set_hash)
