@@ -96,5 +96,5 @@ def test_our_own_envelope_goes_to_every_peer_and_force_resends() -> None:
 def test_a_message_relayed_later_skips_the_peer_it_came_from() -> None:
     relay, fakes, _ = setup(*NODES[1:4])
     tx = Transaction(b"waited for its tx set")
-    assert relay.relay(tx, origin=cast(Peer, fakes[NODES[1]])) == 2
+    assert relay.relay(tx, origin=NODES[1]) == 2
     assert fakes[NODES[1]].sent == []
