@@ -25,7 +25,7 @@ from scpd.errors import OverlayError
 from scpd.node.overlay.addresses import AddressBook
 from scpd.node.overlay.bans import BanList, KeyChurn
 from scpd.node.overlay.framing import encode_frame
-from scpd.node.overlay.handshake import HandshakeError, HandshakeResult
+from scpd.node.overlay.handshake import Handshake, HandshakeError, HandshakeResult, perform_handshake
 from scpd.node.overlay.peer import Peer
 from scpd.node.overlay.settings import OverlaySettings
 from scpd.node.overlay.stats import OverlayStats
@@ -70,6 +70,38 @@ class Admission:
 
     def end_handshake(self, writer: asyncio.StreamWriter) -> None:
         self.handshaking.pop(writer, None)
+
+    async def handshake(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        handshake: Handshake,
+        inbound_host: str | None,
+    ) -> HandshakeResult:
+        """Run ``handshake`` on a new connection (bounded in time), HELLO checked by ``check_hello``.
+
+        ``inbound_host`` is the address of a connection the peer dialed, None for one we dialed.
+        """
+
+        def check_hello(hello: Hello) -> None:
+            self.check_hello(hello, inbound_host)
+
+        try:
+            async with asyncio.timeout(self._config.handshake_timeout):
+                result = await perform_handshake(
+                    reader, writer, handshake, max_message_size=self._config.max_message_size, check_hello=check_hello
+                )
+        except TimeoutError:
+            self._stats.handshakes_failed += 1
+            raise HandshakeError("handshake timed out") from None
+        except (ConnectionError, OSError) as exc:
+            self._stats.handshakes_failed += 1
+            raise HandshakeError(f"connection lost during handshake: {exc}") from None
+        except OverlayError:
+            self._stats.handshakes_failed += 1
+            raise
+        self._stats.handshakes_ok += 1
+        return result
 
     def check_hello(self, hello: Hello, inbound_host: str | None) -> None:
         """Refuse before any key material is spent: banned, fresh key from a banned host, or no room."""

@@ -41,7 +41,7 @@ from scpd.node.overlay.admission import Admission
 from scpd.node.overlay.answers import Answers
 from scpd.node.overlay.bans import BanList, KeyChurn, Scores
 from scpd.node.overlay.handler import PROTOCOL_POINTS, Handler, PeerWatcher, Verdict, call_handler
-from scpd.node.overlay.handshake import Handshake, HandshakeError, HandshakeResult, perform_handshake
+from scpd.node.overlay.handshake import Handshake, HandshakeError, HandshakeResult
 from scpd.node.overlay.peer import Peer
 from scpd.node.overlay.relay import Relay
 from scpd.node.overlay.settings import OverlaySettings
@@ -292,26 +292,7 @@ class Overlay:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, initiator: bool, host: str = ""
     ) -> HandshakeResult:
         handshake = Handshake(self.keypair, self.network_id, self.listen_port, initiator)
-
-        def check_hello(hello: Hello) -> None:
-            self._admission.check_hello(hello, None if initiator else host)
-
-        try:
-            async with asyncio.timeout(self.config.handshake_timeout):
-                result = await perform_handshake(
-                    reader, writer, handshake, max_message_size=self.config.max_message_size, check_hello=check_hello
-                )
-        except TimeoutError:
-            self.stats.handshakes_failed += 1
-            raise HandshakeError("handshake timed out") from None
-        except (ConnectionError, OSError) as exc:
-            self.stats.handshakes_failed += 1
-            raise HandshakeError(f"connection lost during handshake: {exc}") from None
-        except OverlayError:
-            self.stats.handshakes_failed += 1
-            raise
-        self.stats.handshakes_ok += 1
-        return result
+        return await self._admission.handshake(reader, writer, handshake, None if initiator else host)
 
     def _admit(
         self,
