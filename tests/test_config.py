@@ -21,10 +21,10 @@ from scpd.base import quorum
 from scpd.base.keys import Keypair, network_id
 from scpd.base.types import SCPQuorumSet
 from scpd.errors import ConfigError
-from scpd.node.herder import HerderSettings
 from scpd.node.overlay.settings import OverlaySettings
 from scpd.nodecore.messages import PeerAddress as NodePeerAddress
 from scpd.nodecore.pending import PendingLimits
+from scpd.nodecore.settings import CoreSettings
 from scpd.operator.config import load_config
 from scpd.operator.config_addresses import PeerAddress, parse_address
 from scpd.operator.config_node import ConfigWarning
@@ -783,7 +783,7 @@ def test_transaction_size_is_capped_at_the_protocol_limit(write: Callable[..., P
 def test_intake_limits_reach_the_herder(write: Callable[..., Path]) -> None:
     defaults = herder_settings(load_config(write(base_config())))
     assert (defaults.max_slots_ahead, defaults.max_waiting_envelopes) == (12, 1000)
-    assert defaults.pending_limits == PendingLimits() and defaults.signature_cache == HerderSettings().signature_cache
+    assert defaults.pending_limits == PendingLimits() and defaults.signature_cache == CoreSettings().signature_cache
     extra = (
         "[intake]\nmax_slots_ahead = 4\nmax_waiting_envelopes = 10\npending_per_node = 3\n"
         "pending_per_node_bytes = 8192\npending_total = 30\npending_total_bytes = 65536\n"

@@ -11,9 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scpd.base.keys import Keypair, network_id
 from scpd.base.types import SCPQuorumSet
-from scpd.node.herder import Herder, HerderSettings
+from scpd.node.herder import Herder
 from scpd.node.ledger import LedgerStore
 from scpd.node.metrics import ENVELOPE_REJECT_REASONS, Metrics
+from scpd.nodecore.settings import CoreSettings
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -158,11 +159,11 @@ def test_transaction_outcomes_are_counted_by_source_and_reason(tmp_path: Path) -
     store = LedgerStore.open_data_dir(tmp_path / "data")
     m = Metrics(process=False)
     try:
-        herder = Herder(kp, network_id("test"), SCPQuorumSet(1, (kp.public_key,)), store, HerderSettings(), metrics=m)
+        herder = Herder(kp, network_id("test"), SCPQuorumSet(1, (kp.public_key,)), store, CoreSettings(), metrics=m)
         assert herder.submit_transaction(b"tx one").accepted
         assert herder.submit_transaction(b"tx one").accepted  # again: already known
         assert not herder.submit_transaction(b"").accepted
-        assert not herder.submit_transaction(b"x" * (HerderSettings().queue_limits.max_tx_bytes + 1)).accepted
+        assert not herder.submit_transaction(b"x" * (CoreSettings().queue_limits.max_tx_bytes + 1)).accepted
     finally:
         store.close()
     r = m.registry

@@ -23,7 +23,7 @@ import pytest
 from scpd.base.keys import Keypair, network_id, sign_statement
 from scpd.base.quorum import quorum_set_hash
 from scpd.base.types import NodeID, SCPNomination, SCPQuorumSet, SCPStatement
-from scpd.node.overlay import Overlay, OverlayMessage, OverlaySettings, Peer, PeerAddress, Verdict
+from scpd.node.overlay import Overlay, OverlayMessage, OverlaySettings, PeerAddress, Verdict
 from scpd.node.overlay import peer as peer_module
 from scpd.node.overlay.framing import encode_frame, read_frame
 from scpd.node.overlay.handshake import Handshake, HandshakeError, perform_handshake
@@ -71,18 +71,20 @@ class Recorder:
     received: list[tuple[NodeID, OverlayMessage]] = field(default_factory=list)
     reject_payload: bytes | None = None
     quorum_sets: dict[bytes, SCPQuorumSet] = field(default_factory=dict)
+    overlay: Overlay | None = None  # set by the factory: answers go out through it
 
-    def __call__(self, peer: Peer, message: OverlayMessage) -> Verdict:
+    def __call__(self, node: NodeID, message: OverlayMessage) -> Verdict:
         if isinstance(message, GetScpState):
             return Verdict.IGNORE  # every new connection asks for it; these tests have no SCP state
         if isinstance(message, GetQuorumSet):
             qset = self.quorum_sets.get(message.item_hash)
+            assert self.overlay is not None
             if qset is None:
-                peer.send(DontHave(MessageType.GET_SCP_QUORUMSET, message.item_hash))
+                self.overlay.send(node, DontHave(MessageType.GET_SCP_QUORUMSET, message.item_hash))
             else:
-                peer.send(QuorumSetMessage(qset))
+                self.overlay.send(node, QuorumSetMessage(qset))
             return Verdict.IGNORE
-        self.received.append((peer.node_id, message))
+        self.received.append((node, message))
         if isinstance(message, Transaction) and self.reject_payload and message.payload.startswith(self.reject_payload):
             return Verdict.REJECT
         return self.verdict
@@ -125,6 +127,8 @@ async def make_overlay() -> AsyncIterator[Factory]:
     ) -> tuple[Overlay, Recorder]:
         recorder = handler or Recorder()
         overlay = Overlay(keypair or Keypair.random(), fast_config(**overrides), recorder)
+        if isinstance(recorder, Recorder):
+            recorder.overlay = overlay
         overlays.append(overlay)
         await overlay.start()
         return overlay, recorder
@@ -591,10 +595,10 @@ async def test_quorum_set_is_fetched_from_the_peer_that_has_it(make_overlay: Fac
     await connect_pair(a, b)
     peer = a.peer(b.node_id)
     assert peer is not None
-    got = await asyncio.gather(*(a.fetch_quorum_set(quorum_set_hash(qset), peer, WAIT) for _ in range(3)))
+    got = await asyncio.gather(*(a.fetch_quorum_set(quorum_set_hash(qset), b.node_id, WAIT) for _ in range(3)))
     assert got == [qset, qset, qset]
     async with asyncio.timeout(WAIT):  # DONT_HAVE ends the wait long before the fetch's own timeout
-        assert await a.fetch_quorum_set(bytes(32), peer, 3600.0) is None
+        assert await a.fetch_quorum_set(bytes(32), b.node_id, 3600.0) is None
 
 
 async def test_tx_set_is_fetched_and_a_lying_answer_is_held_against_the_peer(make_overlay: Factory) -> None:
@@ -602,9 +606,9 @@ async def test_tx_set_is_fetched_and_a_lying_answer_is_held_against_the_peer(mak
     good_hash = hashlib.sha256(payload).digest()
     lie_hash = hashlib.sha256(b"something else").digest()
 
-    def holder(peer: Peer, message: OverlayMessage) -> Verdict:
+    def holder(node: NodeID, message: OverlayMessage) -> Verdict:
         if isinstance(message, GetTxSet):
-            peer.send(TxSetMessage(message.item_hash, payload))  # right for good_hash, a lie for lie_hash
+            b.send(node, TxSetMessage(message.item_hash, payload))  # right for good_hash, a lie for lie_hash
         return Verdict.IGNORE
 
     def matches(h: bytes) -> Callable[[bytes], bool]:
@@ -615,10 +619,10 @@ async def test_tx_set_is_fetched_and_a_lying_answer_is_held_against_the_peer(mak
     await connect_pair(a, b)
     peer = a.peer(b.node_id)
     assert peer is not None
-    assert await a.fetch_tx_set(good_hash, peer, WAIT, matches(good_hash)) == payload
+    assert await a.fetch_tx_set(good_hash, b.node_id, WAIT, matches(good_hash)) == payload
     assert peer.misbehaviour == 0
     async with asyncio.timeout(WAIT):  # the lie ends the wait at once instead of at the fetch's timeout
-        assert await a.fetch_tx_set(lie_hash, peer, 3600.0, matches(lie_hash)) is None
+        assert await a.fetch_tx_set(lie_hash, b.node_id, 3600.0, matches(lie_hash)) is None
     assert peer.misbehaviour == 25
 
 
@@ -636,14 +640,14 @@ async def test_envelope_waits_for_its_quorum_set_then_floods_on(make_overlay: Fa
     tasks: list[asyncio.Task[None]] = []
     known: dict[bytes, SCPQuorumSet] = {}
 
-    def herder(peer: Peer, message: OverlayMessage) -> Verdict:
+    def herder(node: NodeID, message: OverlayMessage) -> Verdict:
         if isinstance(message, ScpMessage) and message.envelope.statement.pledges.quorum_set_hash not in known:
 
             async def complete() -> None:
-                fetched = await middle.fetch_quorum_set(qhash, peer, WAIT)
+                fetched = await middle.fetch_quorum_set(qhash, node, WAIT)
                 if fetched is not None:
                     known[qhash] = fetched
-                    middle.relay(message, origin=peer)
+                    middle.relay(message, origin=node)
 
             tasks.append(asyncio.create_task(complete()))
             return Verdict.IGNORE
@@ -978,12 +982,12 @@ async def test_a_preferred_node_is_answered_from_a_budget_that_refills_with_time
     await connect_pair(a, v)
     peer = v.peer(a.node_id)
     assert peer is not None
-    assert await v.fetch_quorum_set(h, peer, WAIT) == qset
+    assert await v.fetch_quorum_set(h, a.node_id, WAIT) == qset
     # The burst is spent: the next answer comes as the budget refills (8 KB/s), with
     # DONT_HAVE (so the asker may try another peer at once) until then.
     refusals = 0
     async with asyncio.timeout(WAIT):
-        while await v.fetch_quorum_set(h, peer, WAIT) is None:
+        while await v.fetch_quorum_set(h, a.node_id, WAIT) is None:
             refusals += 1
             await asyncio.sleep(0.05)
     assert refusals >= 1 and a.stats.answers_refused + a.stats.requests_throttled == refusals

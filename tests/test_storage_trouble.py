@@ -24,11 +24,13 @@ from test_ledger_store import append_next, make_ledger
 
 from scpd.base.keys import Keypair, network_id
 from scpd.base.types import SCPQuorumSet
-from scpd.node.herder import Herder, HerderSettings
+from scpd.node.herder import Herder
 from scpd.node.ledger import LedgerStore
 from scpd.node.ledger_db import StorageError
 from scpd.node.overlay.overlay import Overlay
-from scpd.node.storage_health import StorageHealth
+from scpd.nodecore.core import NodeCore
+from scpd.nodecore.settings import CoreSettings
+from scpd.nodecore.storage import StorageHealth
 from scpd.nodecore.values import ledger_hash
 from scpd.operator.config import load_config
 from scpd.operator.daemon import run_node
@@ -161,15 +163,15 @@ def test_catch_up_counts_a_decided_unwritten_ledger_as_had_only_when_the_writer_
     kp = Keypair.random()
     with LedgerStore.open_data_dir(tmp_path) as store:
         append_next(store, [b"one"])
-        herder = Herder(kp, network_id("pending"), SCPQuorumSet(1, (kp.public_key,)), store, HerderSettings())
+        core = NodeCore(kp, network_id("pending"), SCPQuorumSet(1, (kp.public_key,)), store, CoreSettings())
         tip = store.tip()
         entry, tx_set = make_ledger(tip.slot + 1, tip.hash, [b"two"])
-        herder._externalized[entry.slot] = entry.value.to_xdr()
+        core.writer.externalized[entry.slot] = entry.value.to_xdr()
         # Its tx set unknown: catch-up must ask for this very slot (a served entry brings the set).
-        assert herder._pending_tip() == tip
-        herder._remember_tx_set(tx_set)
+        assert core.writer.pending_tip() == tip
+        core.sets.remember(tx_set)
         # Known: the writer can write it (its write may be failing): ask from the slot after it, and
         # check the answers against the chain that includes it, so they are seen to follow.
-        pending = herder._pending_tip()
+        pending = core.writer.pending_tip()
         assert pending.slot == tip.slot + 1
         assert pending.hash == ledger_hash(tip.hash, entry)

@@ -7,7 +7,6 @@ import os
 import pytest
 
 from scpd.base.xdr import XdrError
-from scpd.node.herder import _encode_groups, _join_groups
 from scpd.nodecore.messages import (
     TransactionBatch,
     decode_message,
@@ -15,6 +14,7 @@ from scpd.nodecore.messages import (
     encode_transaction_entries,
     encode_transactions_message,
 )
+from scpd.nodecore.txflood import _encode_groups, _join_groups
 from scpd.nodecore.txqueue import QueueLimits, Refusal, TxQueue
 from scpd.nodecore.values import tx_id
 

@@ -36,7 +36,7 @@ Failed writes: a write SQLite cannot complete (disk full, I/O error) raises
 ``scpd.node.ledger_db.StorageError`` and stores nothing, so it can be retried
 as is; a write the chain refuses raises
 :class:`~scpd.node.ledger_chain.ChainError`.
-``scpd.node.storage_health.StorageHealth`` is the herder's record of the first
+``scpd.nodecore.storage.StorageHealth`` is the node core's record of the first
 kind while it retries.
 
 The API is synchronous and thread-safe (``scpd.node.ledger_db``): writes go

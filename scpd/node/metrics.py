@@ -199,7 +199,7 @@ class Metrics:
             buckets=_WRITE_BUCKETS,
             registry=r,
         )
-        # -- storage trouble: failed ledger / own-envelope writes are retried (scpd.node.storage_health.StorageHealth)
+        # -- storage trouble: failed ledger / own-envelope writes are retried (scpd.nodecore.storage.StorageHealth)
         self.storage_write_failures = Counter(
             "scpd_storage_write_failures",
             "Ledger and own-envelope writes that failed (disk full, I/O error) and are retried, by kind",

@@ -24,16 +24,13 @@ from aiohttp import web
 from scpd.base.quorum import all_validators
 from scpd.errors import LedgerError, ScpdError
 from scpd.node.datadir import DataDirLock
-from scpd.node.herder import ExternalizedSlot, Herder, HerderSettings
+from scpd.node.herder import ExternalizedSlot, Herder
 from scpd.node.ledger import START_CHECK_LEDGERS, LedgerStore
 from scpd.node.metrics import Metrics, stale_after
 from scpd.node.overlay.overlay import Overlay
 from scpd.node.overlay.settings import OverlaySettings
-from scpd.nodecore.catchup import CatchupSettings
 from scpd.nodecore.messages import PeerAddress
-from scpd.nodecore.pending import PendingLimits
-from scpd.nodecore.txqueue import QueueLimits
-from scpd.nodecore.values import TxSetLimits
+from scpd.nodecore.settings import CoreSettings
 from scpd.operator.api_metrics import start_metrics_http
 from scpd.operator.config_addresses import PeerAddress as ConfigAddress
 from scpd.operator.config_node import NodeConfig
@@ -51,36 +48,14 @@ log = structlog.get_logger("scpd.daemon")
 RECEIVED_ENVELOPES_FILE = "received-envelopes.bin"
 
 
-def herder_settings(cfg: NodeConfig) -> HerderSettings:
-    t, lg, i = cfg.timers, cfg.ledger, cfg.intake
-    return HerderSettings(
-        slot_interval=t.slot_interval,
-        nomination_timeout_initial=t.nomination_timeout_initial,
-        nomination_timeout_increment=t.nomination_timeout_increment,
-        ballot_timeout_initial=t.ballot_timeout_initial,
-        ballot_timeout_increment=t.ballot_timeout_increment,
-        max_timeout=t.max_timeout,
-        tx_set_limits=TxSetLimits(lg.max_tx_count, lg.max_tx_set_size),
-        queue_limits=QueueLimits(
-            max_tx_bytes=lg.max_tx_size,
-            max_txs=lg.max_queue_txs,
-            max_bytes=lg.max_queue_bytes,
-            peer_share=lg.peer_queue_share,
-            client_reserve=lg.client_queue_reserve,
-        ),
-        max_close_time_drift=int(lg.max_close_time_drift),
-        max_slots_ahead=i.max_slots_ahead,
-        max_waiting_envelopes=i.max_waiting_envelopes,
-        pending_limits=PendingLimits(
-            per_node=i.pending_per_node,
-            per_node_bytes=i.pending_per_node_bytes,
-            total=i.pending_total,
-            total_bytes=i.pending_total_bytes,
-        ),
-        signature_cache=i.signature_cache,
-        max_trusted_nodes=i.max_trusted_nodes,
-        catchup=CatchupSettings(max_message_size=cfg.overlay.max_message_size),
-        record_envelopes=cfg.data_dir / RECEIVED_ENVELOPES_FILE if lg.record_envelopes else None,
+def herder_settings(cfg: NodeConfig) -> CoreSettings:
+    """The node core's settings: the ``[timers]``, ``[ledger]`` and ``[intake]`` keys under their own names."""
+    ledger = cfg.ledger.model_dump(exclude={"record_envelopes"})  # the shell's, not the core's
+    return CoreSettings(
+        **cfg.timers.model_dump(),
+        **ledger,
+        **cfg.intake.model_dump(),
+        max_message_size=cfg.overlay.max_message_size,
     )
 
 
@@ -164,9 +139,10 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
         is_validator=cfg.is_validator,
         on_externalized=lambda done: _on_externalized(done, watch),
         metrics=metrics,
+        record_envelopes=cfg.data_dir / RECEIVED_ENVELOPES_FILE if cfg.ledger.record_envelopes else None,
     )
     watch = NodeWatch(cfg, herder, EventHub(on_drop=metrics.events_dropped.inc), metrics)
-    overlay = Overlay(cfg.keypair, overlay_settings(cfg), herder.handle_message)
+    overlay = Overlay(cfg.keypair, overlay_settings(cfg), herder.handle_message, watcher=herder.peer_changed)
     herder.attach(overlay)
     metrics.watch(herder, overlay, stale_after=stale_after(cfg.timers.slot_interval))
     for address in cfg.known_addresses:

@@ -12,9 +12,19 @@ NEIGHBORS), ``answers`` (fetches and answer budgets); and ``overlay`` (the
 manager the herder drives, which wires them together).
 """
 
-from scpd.node.overlay.overlay import Handler, Overlay, OverlayStats, Verdict
+from scpd.node.overlay.overlay import Handler, Overlay, OverlayStats, PeerWatcher, Verdict
 from scpd.node.overlay.peer import Peer
 from scpd.node.overlay.settings import OverlaySettings
 from scpd.nodecore.messages import OverlayMessage, PeerAddress
 
-__all__ = ["Handler", "Overlay", "OverlayMessage", "OverlaySettings", "OverlayStats", "Peer", "PeerAddress", "Verdict"]
+__all__ = [
+    "Handler",
+    "Overlay",
+    "OverlayMessage",
+    "OverlaySettings",
+    "OverlayStats",
+    "Peer",
+    "PeerAddress",
+    "PeerWatcher",
+    "Verdict",
+]

@@ -111,30 +111,31 @@ class Answers:
         self._stats.unrequested_answers += 1
         log.debug("unrequested answer dropped", peer=str(peer.node_id), message=type(message).__name__)
 
-    async def fetch_quorum_set(self, qset_hash: bytes, peer: Peer, timeout: float) -> SCPQuorumSet | None:
-        """Ask ``peer`` for a quorum set and wait up to ``timeout``; None if it never came."""
-        return await self._qsets.wait(qset_hash, peer.node_id, lambda: peer.send(GetQuorumSet(qset_hash)), timeout)
+    async def fetch_quorum_set(
+        self, qset_hash: bytes, node: NodeID, send: Callable[[OverlayMessage], bool], timeout: float
+    ) -> SCPQuorumSet | None:
+        """Ask peer ``node`` (through ``send``) for a quorum set and wait up to ``timeout``; None if it never came."""
+        return await self._qsets.wait(qset_hash, node, lambda: send(GetQuorumSet(qset_hash)), timeout)
 
     async def fetch_tx_set(
         self,
         tx_set_hash: bytes,
-        peer: Peer,
+        node: NodeID,
+        send: Callable[[OverlayMessage], bool],
         timeout: float,
         verify: Callable[[bytes], bool] | None = None,
         *,
         ask_if_pending: bool = True,
     ) -> bytes | None:
-        """Ask ``peer`` for a tx set payload; ``verify`` (the herder's hash check) filters answers.
+        """Ask peer ``node`` (through ``send``) for a tx set payload; ``verify`` (a hash check) filters answers.
 
         With ``ask_if_pending=False`` a set already requested from another peer is only waited
         for: a set is megabytes under load, and every peer that echoes a vote would otherwise
         send it again.
         """
         if not ask_if_pending and tx_set_hash in self._txsets:
-            return await self._txsets.wait(tx_set_hash, peer.node_id, lambda: False, timeout, verify)
-        return await self._txsets.wait(
-            tx_set_hash, peer.node_id, lambda: peer.send(GetTxSet(tx_set_hash)), timeout, verify
-        )
+            return await self._txsets.wait(tx_set_hash, node, lambda: False, timeout, verify)
+        return await self._txsets.wait(tx_set_hash, node, lambda: send(GetTxSet(tx_set_hash)), timeout, verify)
 
     def peer_gone(self, node: NodeID) -> None:
         self._qsets.peer_gone(node)

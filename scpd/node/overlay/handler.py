@@ -1,6 +1,9 @@
 """The consumer's side of the overlay: its ``Handler`` and the ``Verdict`` it returns.
 
-A handler judges each message it is given; a REJECT (or an ``ScpdError``
+The consumer sees the sender's node id, never the connection: it answers
+through ``Overlay.send`` and ``Overlay.score``, which take a node id (a peer
+gone meanwhile is simply not there any more). A handler judges each message
+it is given; a REJECT (or an ``ScpdError``
 raised while handling) scores the sender. A handler may be a coroutine: the
 overlay awaits it before reading the sender's next message.
 """
@@ -9,24 +12,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from enum import Enum
 
+from scpd.base.types import NodeID
 from scpd.errors import ScpdError
 from scpd.node.overlay.peer import Peer
+from scpd.nodecore.actions import Verdict
 from scpd.nodecore.messages import OverlayMessage
 
-__all__ = ["PROTOCOL_POINTS", "REJECT_POINTS", "Handler", "Verdict", "call_handler"]
+__all__ = ["PROTOCOL_POINTS", "REJECT_POINTS", "Handler", "PeerWatcher", "Verdict", "call_handler"]
 
-
-class Verdict(Enum):
-    """The consumer's judgement of an incoming message."""
-
-    ACCEPT = "accept"  # new and valid: relay it (flooded kinds)
-    IGNORE = "ignore"  # not worth relaying, but not the sender's fault
-    REJECT = "reject"  # invalid: score the sender
-
-
-Handler = Callable[[Peer, OverlayMessage], Verdict | Awaitable[Verdict | None] | None]
+Handler = Callable[[NodeID, OverlayMessage], Verdict | Awaitable[Verdict | None] | None]
+# Told of each peer that comes (True) or goes (False); a replacement connection is no new peer.
+PeerWatcher = Callable[[NodeID, bool], None]
 
 REJECT_POINTS = 25
 PROTOCOL_POINTS = 50
@@ -35,7 +32,7 @@ PROTOCOL_POINTS = 50
 async def call_handler(handler: Handler, peer: Peer, message: OverlayMessage) -> Verdict:
     """Let ``handler`` judge ``message``; score ``peer`` when it is rejected."""
     try:
-        result = handler(peer, message)
+        result = handler(peer.node_id, message)
         if inspect.isawaitable(result):
             result = await result
     except ScpdError as exc:

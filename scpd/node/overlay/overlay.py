@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import structlog
@@ -40,7 +40,7 @@ from scpd.node.overlay.addresses import AddressBook
 from scpd.node.overlay.admission import Admission
 from scpd.node.overlay.answers import Answers
 from scpd.node.overlay.bans import BanList, KeyChurn, Scores
-from scpd.node.overlay.handler import PROTOCOL_POINTS, Handler, Verdict, call_handler
+from scpd.node.overlay.handler import PROTOCOL_POINTS, Handler, PeerWatcher, Verdict, call_handler
 from scpd.node.overlay.handshake import Handshake, HandshakeError, HandshakeResult, perform_handshake
 from scpd.node.overlay.peer import Peer
 from scpd.node.overlay.relay import Relay
@@ -64,7 +64,7 @@ from scpd.nodecore.messages import (
     TxSetMessage,
 )
 
-__all__ = ["LIMIT_COUNTERS", "Handler", "Overlay", "OverlayStats", "Verdict"]
+__all__ = ["LIMIT_COUNTERS", "Handler", "Overlay", "OverlayStats", "PeerWatcher", "Verdict"]
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +80,7 @@ class Overlay:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        watcher: PeerWatcher | None = None,
     ) -> None:
         self.keypair = keypair
         self.node_id: NodeID = keypair.public_key
@@ -87,6 +88,7 @@ class Overlay:
         self.network_id = network_id(config.network_passphrase)
         self.stats = OverlayStats()
         self._handler = handler
+        self._watcher = watcher
         self._clock = clock
         self._rng = rng or random.Random()
         self._peers: dict[NodeID, Peer] = {}
@@ -337,7 +339,10 @@ class Overlay:
             answers=self._answers.budget(self._admission.is_trusted(node, outbound, address)),
             screen=self._relay.screen,
         )
+        new = node not in self._peers
         self._peers[node] = peer
+        if new and self._watcher is not None:
+            self._watcher(node, True)
         peer.start()
         if self.config.share_peers:
             shared = self._book.peers_message(peer, self._peers)
@@ -357,6 +362,8 @@ class Overlay:
     def _on_peer_closed(self, peer: Peer, reason: str) -> None:
         if self._peers.get(peer.node_id) is peer:
             del self._peers[peer.node_id]
+            if self._watcher is not None:
+                self._watcher(peer.node_id, False)
             self._relay.peer_gone(peer.node_id)
             self._neighbors_changed()
             self._answers.peer_gone(peer.node_id)
@@ -422,7 +429,7 @@ class Overlay:
     async def _call_handler(self, peer: Peer, message: OverlayMessage) -> Verdict:
         return await call_handler(self._handler, peer, message)
 
-    def relay(self, message: OverlayMessage, origin: Peer | None = None) -> int:
+    def relay(self, message: OverlayMessage, origin: NodeID | None = None) -> int:
         """Send a flooded message to every peer that does not have it and will not get it anyway; returns how many."""
         return self._relay.relay(message, origin)
 
@@ -430,23 +437,47 @@ class Overlay:
         """Flood a message of our own; ``force`` resends even to peers that have it."""
         return self._relay.broadcast(message, force=force)
 
+    def send(self, node: NodeID, message: OverlayMessage) -> bool:
+        """Queue ``message`` for the connected peer ``node``; False if it is not connected or its queue is full."""
+        peer = self._peers.get(node)
+        return peer is not None and peer.send(message)
+
+    def send_encoded(self, node: NodeID, messages: Iterable[bytes]) -> int:
+        """Queue encoded messages for ``node`` in order, up to the first its queue refuses; returns how many."""
+        peer = self._peers.get(node)
+        sent = 0
+        if peer is not None:
+            for message in messages:
+                if not peer.send_encoded(message):
+                    break
+                sent += 1
+        return sent
+
+    def score(self, node: NodeID, reason: str, points: int) -> None:
+        """Hold misbehaviour against the connected peer ``node`` (past the threshold it is banned)."""
+        peer = self._peers.get(node)
+        if peer is not None:
+            peer.score(reason, points)
+
     # ----- fetching by hash ----------------------------------------------
 
-    async def fetch_quorum_set(self, qset_hash: bytes, peer: Peer, timeout: float) -> SCPQuorumSet | None:
-        """Ask ``peer`` for a quorum set and wait up to ``timeout``; None if it never came."""
-        return await self._answers.fetch_quorum_set(qset_hash, peer, timeout)
+    async def fetch_quorum_set(self, qset_hash: bytes, node: NodeID, timeout: float) -> SCPQuorumSet | None:
+        """Ask peer ``node`` for a quorum set and wait up to ``timeout``; None if it never came."""
+        return await self._answers.fetch_quorum_set(qset_hash, node, lambda m: self.send(node, m), timeout)
 
     async def fetch_tx_set(
         self,
         tx_set_hash: bytes,
-        peer: Peer,
+        node: NodeID,
         timeout: float,
         verify: Callable[[bytes], bool] | None = None,
         *,
         ask_if_pending: bool = True,
     ) -> bytes | None:
-        """Ask ``peer`` for a tx set payload; ``verify`` (the herder's hash check) filters answers."""
-        return await self._answers.fetch_tx_set(tx_set_hash, peer, timeout, verify, ask_if_pending=ask_if_pending)
+        """Ask peer ``node`` for a tx set payload; ``verify`` (the herder's hash check) filters answers."""
+        return await self._answers.fetch_tx_set(
+            tx_set_hash, node, lambda m: self.send(node, m), timeout, verify, ask_if_pending=ask_if_pending
+        )
 
     # ----- operator accessors (admin API) ---------------------------------
 

@@ -104,11 +104,11 @@ class Relay:
                 peers = [p for p in self._peers if p != signer and signer not in self._neighbors.get(p, ())]
         return self._floodgate.targets(digest, peers)
 
-    def relay(self, message: OverlayMessage, origin: Peer | None = None) -> int:
+    def relay(self, message: OverlayMessage, origin: NodeID | None = None) -> int:
         """Send a flooded message to every peer that does not have it and will not get it anyway; returns how many."""
         encoded = encode_message(message)
         digest = message_hash(encoded)
-        self._floodgate.add(digest, origin.node_id if origin is not None else None)
+        self._floodgate.add(digest, origin if origin in self._peers else None)
         return self._flood(encoded, self._targets(digest, message))
 
     def broadcast(self, message: OverlayMessage, *, force: bool = False) -> int:

@@ -1,4 +1,8 @@
-"""Storage trouble: which writes fail to reach the disk, since when, and when to retry them."""
+"""Whether the node's writes reach the disk: the bookkeeping behind storage retries and health.
+
+Pure: the caller passes the time and does the waiting (the node core arms a
+retry timer for the delay it returns).
+"""
 
 from __future__ import annotations
 
