@@ -7,8 +7,9 @@ flooded, gathered for ``tx_flood_delay`` into TRANSACTIONS messages of at
 most half a frame of transactions (room for the per-transaction framing):
 each origin's transactions are encoded once, and every peer gets the groups
 it does not have and will not hear first hand (``scpd.nodecore.txrelay``:
-not its own, nor those of an origin both say they are connected to). Outcomes are counted per batch, not per
-transaction (an increment costs more than queueing one).
+not its own, nor those of an origin both say they are connected to).
+Outcomes are counted per batch, not per transaction (an increment costs
+more than queueing one).
 """
 
 from __future__ import annotations
