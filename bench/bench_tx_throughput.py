@@ -412,7 +412,10 @@ FLOODING = (
     "| 7, after | 0.87 | 0.01 | 517 / 329 | 0.023 / 0.024 | 3,889 / 5,094 |\n\n"
     "A duplicate costs a hash and a lookup, so CPU moved little at 4 validators and fell about a fifth at 7; "
     "the bytes halved at 4 and fell by two thirds at 7. What a node still receives besides the batches is "
-    "mostly tx set answers (a tx set carries its transactions in full, though the node holds most of them)."
+    "mostly tx set answers (a tx set carries its transactions in full, though the node holds most of them). "
+    "Before: main at e3923b2 (batches flooded by the herder); after: the same with the node core (txflood) "
+    "and the hint. The full run before the hint (2026-11-21): 5,912 tx/s included at 1 s slots and 5,623 at "
+    "5 s (p50 1.06 s and 4.48 s, 0.047 and 0.042 node CPU s per 1,000)."
 )
 
 
