@@ -22,9 +22,11 @@ from scpd.base.types import (
     SCPStatement,
 )
 from scpd.nodecore import events as ev
-from scpd.nodecore.actions import Action
+from scpd.nodecore.actions import Action, Send
+from scpd.nodecore.catchup import CatchupEntry, GetLedgers
 from scpd.nodecore.core import NodeCore
 from scpd.nodecore.equivocation import Equivocation
+from scpd.nodecore.messages import ScpMessage
 from scpd.nodecore.observer import Observer
 from scpd.nodecore.settings import CoreSettings
 from scpd.nodecore.txqueue import Refusal
@@ -170,3 +172,37 @@ def make_net(settings: CoreSettings | None = None, *, solo: bool = False, connec
 
 def entry_hash(tip: ChainTip, slot: int, value: bytes) -> bytes:
     return ledger_hash(tip.hash, LedgerEntry(slot, ConsensusValue.from_xdr(value)))
+
+
+def started() -> Net:
+    """Peers a and b connected, the local node started at T0."""
+    net = make_net()
+    net.handle(ev.Started(T0))
+    return net
+
+
+def receive(net: Net, sender: Keypair, envelope: SCPEnvelope, now: float) -> list[object]:
+    return list(net.handle(ev.MessageReceived(sender.public_key, ScpMessage(envelope), now)))
+
+
+def chain_of(net: Net, count: int) -> list[CatchupEntry]:
+    """``count`` ledgers after ours, each proven by a and b (a v-blocking set of our quorum set)."""
+    entries = []
+    tip = net.core.tip
+    for slot in range(tip.slot + 1, tip.slot + 1 + count):
+        tx_set = TxSet.canonical(tip.hash, [f"tx {slot}".encode()])
+        value = ConsensusValue(int(T0) + slot, tx_set.hash())
+        raw = value.to_xdr()
+        proofs = (net.externalize(net.a, slot, raw), net.externalize(net.b, slot, raw))
+        entries.append(CatchupEntry(slot, value, tx_set, proofs))
+        tip = ChainTip(slot, ledger_hash(tip.hash, LedgerEntry(slot, value)), value.close_time)
+    return entries
+
+
+def ask_for_ledgers(net: Net, now: float) -> Send:
+    """a and b say they are at slot 5: we are behind, and ask one of them for ledgers."""
+    value = net.value(net.tx_set(b"ahead"))
+    sent = receive(net, net.a, net.nominate(net.a, 5, value), now)
+    sent += receive(net, net.b, net.nominate(net.b, 5, value), now)
+    [request] = [a for a in sent if isinstance(a, Send) and isinstance(a.message, GetLedgers)]
+    return request

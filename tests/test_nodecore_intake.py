@@ -165,3 +165,29 @@ def test_a_future_slot_envelope_waits_for_its_slot_then_is_released() -> None:
     fetches = [a for a in actions if isinstance(a, FetchTxSet)]
     assert fetches == [FetchTxSet(fetches[0].fetch_id, net.a.public_key, later.hash(), 5.0, ask_if_pending=False)]
     assert net.core.pending.slots() == []
+
+
+def test_a_node_that_contradicts_itself_is_reported_once() -> None:
+    net = started()
+    one, two = net.tx_set(b"one"), net.tx_set(b"two")
+    for tx_set in (one, two):
+        net.view.tx_sets[tx_set.hash()] = tx_set
+    first = net.nominate(net.a, 1, net.value(one))
+    second = net.nominate(net.a, 1, net.value(two))  # votes neither grow nor include the first's
+    third = net.nominate(net.a, 1, net.value(one), net.value(two))
+    for envelope in (first, second, third):
+        receive(net, net.a, envelope)
+    assert [f for f in net.facts.seen if f[0] == "equivocation"] == [("equivocation", 1)]
+
+
+def test_a_member_is_heard_when_its_statements_advance_or_it_speaks_to_us_not_when_others_echo_it() -> None:
+    net = started()
+    tx_set = net.tx_set(b"x")
+    net.view.tx_sets[tx_set.hash()] = tx_set
+    envelope = net.nominate(net.a, 1, net.value(tx_set))
+    a, b = net.a.public_key, net.b.public_key
+    receive(net, net.b, envelope, T0 + 1)
+    assert net.core.heard_at == {a: T0 + 1, b: T0 + 1}
+    # The same statement re-flooded by b later says nothing new about a.
+    receive(net, net.b, envelope, T0 + 2)
+    assert net.core.heard_at == {a: T0 + 1, b: T0 + 2}

@@ -4,10 +4,8 @@ and no ledgers are asked for; EXTERNALIZE statements that come after the write b
 
 from __future__ import annotations
 
-from nodecore_harness import T0, Net, entry_hash, make_net
+from nodecore_harness import T0, ask_for_ledgers, chain_of, entry_hash, make_net, receive, started
 
-from scpd.base.keys import Keypair
-from scpd.base.types import SCPEnvelope
 from scpd.nodecore import events as ev
 from scpd.nodecore.actions import (
     AddProofs,
@@ -18,45 +16,11 @@ from scpd.nodecore.actions import (
     TimerKind,
     WriteLedger,
 )
-from scpd.nodecore.catchup import CatchupEntry, GetLedgers, Ledgers
-from scpd.nodecore.messages import ScpMessage
-from scpd.nodecore.values import ConsensusValue, LedgerEntry, TxSet, ledger_hash
+from scpd.nodecore.catchup import GetLedgers, Ledgers
+from scpd.nodecore.values import ConsensusValue, LedgerEntry
 
 RETRY = TimerKey(TimerKind.LEDGER_RETRY)
 CADENCE = TimerKey(TimerKind.CADENCE)
-
-
-def started() -> Net:
-    net = make_net()
-    net.handle(ev.Started(T0))
-    return net
-
-
-def receive(net: Net, sender: Keypair, envelope: SCPEnvelope, now: float) -> list[object]:
-    return list(net.handle(ev.MessageReceived(sender.public_key, ScpMessage(envelope), now)))
-
-
-def chain_of(net: Net, count: int) -> list[CatchupEntry]:
-    """``count`` ledgers after ours, each proven by a and b (a v-blocking set of our quorum set)."""
-    entries = []
-    tip = net.core.tip
-    for slot in range(tip.slot + 1, tip.slot + 1 + count):
-        tx_set = TxSet.canonical(tip.hash, [f"tx {slot}".encode()])
-        value = ConsensusValue(int(T0) + slot, tx_set.hash())
-        raw = value.to_xdr()
-        proofs = (net.externalize(net.a, slot, raw), net.externalize(net.b, slot, raw))
-        entries.append(CatchupEntry(slot, value, tx_set, proofs))
-        tip = tip.__class__(slot, ledger_hash(tip.hash, LedgerEntry(slot, value)), value.close_time)
-    return entries
-
-
-def ask_for_ledgers(net: Net, now: float) -> Send:
-    """a and b say they are at slot 5: we are behind, and ask one of them for ledgers."""
-    value = net.value(net.tx_set(b"ahead"))
-    sent = receive(net, net.a, net.nominate(net.a, 5, value), now)
-    sent += receive(net, net.b, net.nominate(net.b, 5, value), now)
-    [request] = [a for a in sent if isinstance(a, Send) and isinstance(a.message, GetLedgers)]
-    return request
 
 
 def test_ledgers_are_written_one_at_a_time_in_slot_order() -> None:
@@ -130,3 +94,15 @@ def test_late_externalize_of_a_trusted_node_is_kept_as_a_proof_once() -> None:
     late = net.externalize(net.a, 1, one.value.to_xdr())
     assert receive(net, net.b, late, T0 + 1.3) == [AddProofs(1, (late,))]
     assert receive(net, net.b, late, T0 + 1.4) == []
+
+
+def test_a_slot_decided_before_a_crash_but_not_written_is_written_on_start() -> None:
+    net = make_net(connect=False)
+    tx_set = net.tx_set(b"decided")
+    net.view.tx_sets[tx_set.hash()] = tx_set
+    value = net.value(tx_set)
+    ours = net.externalize(net.local, 1, value)
+    net.view.own.append(ours)
+    writes = [a for a in net.handle(ev.Started(T0)) if isinstance(a, WriteLedger)]
+    # Our own EXTERNALIZE (restored from the store) is its proof.
+    assert writes == [WriteLedger(LedgerEntry(1, ConsensusValue.from_xdr(value)), tx_set, (ours,))]

@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from scpd.base.keys import Keypair
 from scpd.base.types import NodeID, SCPQuorumSet
 from scpd.errors import OverlayError
@@ -61,8 +59,6 @@ from scpd.nodecore.values import ChainTip
 from scpd.scp.scp import SCP
 
 __all__ = ["ExternalizedSlot", "Herder"]
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +209,7 @@ class Herder:
         self._running = True
         now = self._clock()
         for peer in self.overlay.peers if self.overlay is not None else ():
-            self.core.handle(ev.PeerConnected(peer.node_id, now))
+            self._feed(ev.PeerConnected(peer.node_id, now))
         self._feed(ev.Started(now))
 
     async def stop(self) -> None:
