@@ -28,8 +28,6 @@ import asyncio
 import io
 import math
 import os
-import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -38,7 +36,10 @@ import urllib.request
 from pathlib import Path
 
 from benchdoc import write_section  # bench/ is on sys.path when a script in it runs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from nacl.signing import SigningKey
+from netutil import free_port_range
 from prometheus_client.parser import text_string_to_metric_families
 
 from scpd.operator.localnet import Localnet, SlotReport
@@ -76,20 +77,6 @@ def _counters(port: int) -> dict[str, float]:
     return out
 
 
-def _free_base(count: int) -> int:
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000 - count)
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port range")
-
-
 def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -97,7 +84,7 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def measure(n: int, slots: int, slot_interval: float, floor_unit: float) -> dict[str, float]:
-    base = _free_base(2 * n)
+    base = free_port_range(2 * n)
     ports = [base + n + i for i in range(n)]
     latencies: list[float] = []
     cpu: dict[str, float] = {}

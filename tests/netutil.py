@@ -36,11 +36,24 @@ def _ports_free(base: int, count: int) -> bool:
     return True
 
 
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands out to outgoing connections (32768 when unknown)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_range(count: int) -> int:
-    """A base port such that base .. base + count - 1 are free right now."""
+    """A base port such that base .. base + count - 1 are free right now.
+
+    Chosen below the kernel's ephemeral range: a port in it can be taken by any outgoing
+    connection (our own nodes dial each other) between this check and the node's bind.
+    """
     rng = random.Random()
+    top = max(10000 + count + 1, _ephemeral_floor())
     for _ in range(200):
-        base = rng.randrange(20000, 60000 - count)
+        base = rng.randrange(10000, top - count)
         if _ports_free(base, count):
             return base
     raise RuntimeError("no free port range found")

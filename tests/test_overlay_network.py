@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
+from netutil import free_port_range
 
 from scpd.base.keys import Keypair, network_id, sign_statement
 from scpd.base.quorum import quorum_set_hash
@@ -515,10 +516,8 @@ async def test_messages_the_consumer_rejects_get_the_sender_banned(make_overlay:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    # Not an ephemeral port: an outgoing connection could take it while the dialer backs off.
+    return free_port_range(1)
 
 
 async def test_dialer_backs_off_then_connects_when_the_port_comes_up(make_overlay: Factory) -> None:
