@@ -67,7 +67,7 @@ class Row:
 
 
 def build(nodes: int, slots: int) -> Simulation:
-    return Simulation(Scenario(nodes=nodes, slots=slots, seed=1, latency=Constant(0.0), rebroadcast_interval=0.0))
+    return Simulation(Scenario(nodes=nodes, slots=slots, seed=1, latency=Constant(0.0), rebroadcast_interval=1.0))
 
 
 def per_call(fn: object, items: list[bytes], repeats: int = 5) -> float:
@@ -89,7 +89,7 @@ def measure(nodes: int, slots: int) -> Row:
     if not result.completed or result.safety_violations():
         raise SystemExit(f"N={nodes}: the run did not complete in agreement: {result.summary()}")
     net_id = sim.world.net_id
-    sample = [env.to_xdr() for node in sim.nodes for per_slot in node.store.values() for env in per_slot.values()]
+    sample = [env.to_xdr() for node in sim.nodes for env in node.store.own.values()]
     sample = (sample * (2000 // len(sample) + 1))[:2000]
     decoded = [SCPEnvelope.from_xdr_with_statement(raw) for raw in sample]
 

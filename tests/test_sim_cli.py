@@ -37,12 +37,14 @@ def test_faults_and_byzantine_options_are_applied(capsys: pytest.CaptureFixture[
     args = ["--nodes", "7", "--slots", "2", "--seed", "4", "--loss", "0.2", "--loss-until", "3"]
     args += ["--duplicate", "0.1", "--reorder", "0.2", "--partition", "0:2:0,1,2/3,4,5,6", "--crash", "1:0.5:3"]
     args += ["--byzantine", "equivocate:1", "--byzantine", "silent:1", "--latency", "exp:0.01:0.05"]
+    args += ["--fault", "disk:2:0.5:2.5", "--fault", "persist-crash:3:0.2:2", "--fault", "fetch:0.3:0.5:3"]
     code, summary, _ = simulate(capsys, *args)
     assert code == 0
     scenario = summary["scenario"]
     assert isinstance(scenario, dict)
     assert sorted(scenario["byzantine"].values()) == ["equivocate", "silent"]
     assert scenario["heal_time"] == 3.0
+    assert "--fault disk:2:0.5:2.5 --fault persist-crash:3:0.2:2 --fault fetch:0.3:0.5:3" in scenario["replay"]
     net = summary["network"]
     assert isinstance(net, dict) and net["lost"] > 0 and net["cut_by_partition"] > 0 and net["duplicated"] > 0
     assert summary["agreement"] is True and summary["completed"] is True
@@ -67,6 +69,9 @@ def test_disagreement_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
         (["--latency", "gauss:1"], "expected const:S"),
         (["--topology", "tiered", "--nodes", "6", "--threshold", "2"], "only be given for the symmetric"),
         (["--slots", "0"], "must be at least 1"),
+        (["--fault", "melt:1"], "kind must be one of persist-crash, disk, fetch"),
+        (["--fault", "disk:9:0:1"], "disk fault: node 9 not in 0..3"),
+        (["--fault", "persist-crash:5:1"], "crash: node 5 not in 0..3"),
     ],
 )
 def test_bad_options_are_one_line_errors(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from scpd.base.types import SCPBallot, SCPPrepare
-from scpd.sim import values
+from scpd.nodecore.values import ConsensusValue
 from scpd.sim.network import Constant
 from scpd.sim.scenario import Scenario
 from scpd.sim.simulator import Simulation
@@ -29,14 +29,14 @@ def test_core_survives_a_newer_statement_signed_with_its_own_key_arriving_from_a
     sim = Simulation(Scenario(nodes=4, slots=1, seed=5, latency=Constant(0.05)))
     sim.start()
     node = sim.nodes[0]
-    sim.clock.run(100.0, stop=lambda: "ballot" in node.store.get(1, {}))
-    mine = node.store[1]["ballot"]
+    sim.clock.run(100.0, stop=lambda: (1, False) in node.store.own)
+    mine = node.store.own[(1, False)]
     pledges = mine.statement.pledges
     assert isinstance(pledges, SCPPrepare)
-    other = values.encode_value(1, 3, values.FORGED_VARIANT)  # sorts above every variant-0 value
+    other = ConsensusValue(1 << 40, bytes(32)).to_xdr()  # a later close time: sorts above every honest value
     forged = replace(pledges, ballot=SCPBallot(pledges.ballot.counter, other), prepared=None, prepared_prime=None)
-    assert node.driver is not None
-    envelope = node.driver.sign_envelope(replace(mine.statement, pledges=replace(forged, n_c=0, n_h=0)))
-    node.deliver(envelope)  # straight to the core, as a driver without the herder's own-id filter would
+    assert node.core is not None
+    envelope = node.core.sign_envelope(replace(mine.statement, pledges=replace(forged, n_c=0, n_h=0)))
+    node.core.scp.receive_envelope(envelope)  # straight to the consensus core, past the intake's own-id filter
     result = sim.run()
     assert result.completed and result.safety_violations() == []

@@ -26,6 +26,7 @@ from scpd.sim.scenario import (
     Scenario,
     parse_byzantine,
     parse_crash,
+    parse_fault,
     parse_link,
     random_faults,
 )
@@ -48,10 +49,19 @@ def register(sub: Any) -> None:
     p.add_argument("--partition", action="append", default=[], metavar="START:END:a,b/c,d")
     p.add_argument("--crash", action="append", default=[], metavar="NODE:AT[:RESTART]")
     p.add_argument("--byzantine", action="append", default=[], metavar="KIND:COUNT")
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND:...",
+        help="node-layer fault: disk:NODE:START:END, persist-crash:NODE:AT[:RESTART] or fetch:LOSS:DELAY:UNTIL",
+    )
     p.add_argument("--slot-interval", type=float, default=0.0, help="minimum seconds between slot nominations")
     p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, help="stop after this much virtual time")
     p.add_argument(
-        "--random-faults", action="store_true", help="draw latency, loss, partitions and crashes from the seed"
+        "--random-faults",
+        action="store_true",
+        help="draw latency, loss, partitions, crashes and node-layer faults from the seed",
     )
     p.set_defaults(handler=run_simulate)
 
@@ -82,6 +92,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
         partitions=tuple(Partition.parse(p) for p in args.partition),
         crashes=tuple(parse_crash(c) for c in args.crash),
         byzantine=tuple(parse_byzantine(b) for b in args.byzantine),
+        faults=tuple(parse_fault(f) for f in args.fault),
         slot_interval=max(0.0, args.slot_interval),
         time_limit=args.time_limit,
     )

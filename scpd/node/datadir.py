@@ -1,4 +1,4 @@
-"""The data directory lock: one process per data directory (DESIGN rule 3).
+"""The data directory lock: one process per data directory (rule 3 of docs/architecture.md).
 
 Two live processes on one data directory would sign with one key from two
 states: exactly how a validator contradicts itself. The node therefore takes

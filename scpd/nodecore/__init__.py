@@ -1,6 +1,6 @@
 """The node core: the pure layer between the consensus core and the daemon's shells.
 
-Everything here is sans-I/O (DESIGN rule 1). ``core.NodeCore`` is one node's
+Everything here is sans-I/O (rule 1 of docs/architecture.md). ``core.NodeCore`` is one node's
 rules around the consensus core, as events in (``events``) and actions out
 (``actions``): intake order and checks, fetches, cadence, persist-before-send,
 ledger write order, catch-up decisions, transaction flooding, one module per

@@ -6,8 +6,8 @@ The shell executes them in the order given and reports what came of the
 ones that take time as events (``scpd.nodecore.events``). Two rules the
 shell must keep:
 
-* ``PersistOwnEnvelopes`` is our promise not to contradict ourselves (DESIGN
-  rule 3): the core sends those envelopes only after ``OwnEnvelopesPersisted``,
+* ``PersistOwnEnvelopes`` is our promise not to contradict ourselves (rule 3
+  of docs/architecture.md): the core sends those envelopes only after ``OwnEnvelopesPersisted``,
   so a shell that reports it before the data is durable breaks safety.
 * ``ArmTimer`` replaces a timer armed earlier under the same key.
 

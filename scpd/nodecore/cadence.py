@@ -1,7 +1,7 @@
 """When each slot is nominated, and the tick that keeps a stuck slot moving.
 
 Slot ``i + 1`` is nominated ``slot_interval`` after slot ``i`` was, or as soon
-as slot ``i``'s ledger is written if that takes longer (DESIGN "Cadence"). A
+as slot ``i``'s ledger is written if that takes longer (docs/configuration.md). A
 slot we never nominated ourselves (learned by catch-up, or decided before a
 restart) counts as started when its ledger is written. Nothing is nominated
 before the ledger before it is written, so a disk that fails starts no slot.

@@ -12,12 +12,12 @@ What it reads it reads through a ``LedgerView``; what it notices it tells an
 
 The work is split by job, one module each, all sharing this object:
 
-* ``intake``: the order of the checks on a peer's envelope (DESIGN rule 2),
+* ``intake``: the order of the checks on a peer's envelope (rule 2 of docs/architecture.md),
   future slots waiting, the hand-over to the consensus core;
 * ``fetches``: what a current-slot envelope names and we lack, fetched from
   its sender before the consensus core judges it; tx sets a decided ledger needs;
 * ``known_sets``: the quorum sets and tx sets we hold;
-* ``outbox``: our own envelopes, stored before they are sent (DESIGN rule 3);
+* ``outbox``: our own envelopes, stored before they are sent (rule 3 of docs/architecture.md);
 * ``ledger_writer``: ledgers written strictly in slot order, retried while
   the disk fails, late EXTERNALIZE proofs;
 * ``cadence``: when each slot is nominated, and the tick that keeps a stuck
@@ -290,7 +290,7 @@ class NodeCore(Driver):
         return sign_statement(self.keypair, self.net_id, statement)
 
     def emit_envelope(self, envelope: SCPEnvelope) -> None:
-        """Queue the envelope: it is sent only once it is durably stored (DESIGN rule 3)."""
+        """Queue the envelope: it is sent only once it is durably stored (rule 3 of docs/architecture.md)."""
         self.outbox.add(envelope)
 
     def get_quorum_set(self, qset_hash: bytes) -> SCPQuorumSet | None:

@@ -1,6 +1,6 @@
 """The intake of peers' SCP envelopes: cheapest checks first, then the consensus core.
 
-Envelopes arrive hostile (DESIGN rule 2, docs/security.md). In order: our
+Envelopes arrive hostile (rule 2 of docs/architecture.md, docs/security.md). In order: our
 own statement echoed back; a signer outside the transitive closure of our
 quorum set (``trust``); a slot too far behind (a late EXTERNALIZE of a
 recent slot excepted); the signature, verified at most once per envelope

@@ -1,4 +1,4 @@
-"""Our own envelopes: stored durably before anyone sees them (DESIGN rule 3).
+"""Our own envelopes: stored durably before anyone sees them (rule 3 of docs/architecture.md).
 
 An envelope the consensus core emits is queued; the queue is written in one
 batch (``PersistOwnEnvelopes``, one fsync) and only once the shell reports

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Everything the node does runs on one event loop (DESIGN rule 5), so one
+Everything the node does runs on one event loop (rule 5 of docs/architecture.md), so one
 callback that spins or blocks silences the whole node: no consensus, no
 ``/healthz``, no reaction to SIGTERM. The watchdog lives outside the loop:
 

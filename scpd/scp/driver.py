@@ -6,8 +6,8 @@ The core (``scpd.scp``) is a pure state machine. It never signs, sends, reads
 a clock, sets a timer or judges a value itself; it asks the Driver, exactly as
 stellar-core's ``SCPDriver``. The application (the daemon's herder, the
 simulator, or a test's recording driver) subclasses :class:`Driver` and fills
-in the abstract methods; the rest have defaults that implement DESIGN.md's
-protocol decisions (leader-selection hashes, node weights, escalating
+in the abstract methods; the rest have defaults that implement the protocol's
+decisions of docs/consensus.md (leader-selection hashes, node weights, escalating
 timeouts) and no-op event hooks.
 
 Calls into the driver happen synchronously from inside ``SCP`` methods. A
@@ -144,7 +144,7 @@ class Driver:
         raise NotImplementedError
 
     def emit_envelope(self, envelope: SCPEnvelope) -> None:
-        """Broadcast an envelope of the local node (persist it first: DESIGN rule 3).
+        """Broadcast an envelope of the local node (persist it first: rule 3 of docs/architecture.md).
 
         Called only for validators, only with a statement newer than the last
         one emitted for that slot, and never for a slot being restored.

@@ -9,6 +9,12 @@ Loss stops at ``loss_until`` so that liveness can be judged after it.
 
 Latencies are plain seconds of virtual time. A link's model is the default
 unless ``links`` overrides that (source, destination) pair.
+
+:class:`FetchFault` makes fetching hard until it ends: requests for tx sets
+and quorum sets are lost with a probability of their own (the asker hears
+nothing and must time out), and tx sets take up to ``delay`` seconds longer
+to arrive, so envelopes wait for their tx sets and some fetches time out
+before the answer comes.
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from scpd.errors import UsageError
+from scpd.nodecore.messages import MessageType
 from scpd.sim.clock import VirtualClock
 
 __all__ = [
     "Constant",
     "Exponential",
+    "FetchFault",
     "LatencyModel",
     "LinkSpec",
     "Network",
@@ -151,12 +159,41 @@ class Partition:
         return cls(start, end, groups)
 
 
+_REQUESTS = frozenset({int(MessageType.GET_TX_SET), int(MessageType.GET_SCP_QUORUMSET)})
+_TX_SET = int(MessageType.TX_SET)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchFault:
+    """Until ``until``: a GET for a tx set or quorum set is lost with probability ``loss``;
+    a tx set is delayed by up to ``delay`` more seconds."""
+
+    loss: float
+    delay: float
+    until: float
+
+    def __str__(self) -> str:
+        return f"fetch:{fnum(self.loss)}:{fnum(self.delay)}:{fnum(self.until)}"
+
+    @classmethod
+    def parse(cls, text: str) -> FetchFault:
+        """``LOSS:DELAY:UNTIL`` (what follows ``fetch:``)."""
+        try:
+            loss, delay, until = (float(x) for x in text.split(":"))
+        except ValueError:
+            raise UsageError(f"fetch fault {text!r}: expected fetch:LOSS:DELAY:UNTIL") from None
+        if not (0.0 <= loss <= 1.0 and math.isfinite(delay) and delay >= 0 and math.isfinite(until) and until >= 0):
+            raise UsageError(f"fetch fault {text!r}: need 0 <= LOSS <= 1, DELAY >= 0, UNTIL >= 0")
+        return cls(loss, delay, until)
+
+
 @dataclass(frozen=True, slots=True)
 class NetworkConditions:
     default: LinkSpec = LinkSpec()
     links: dict[tuple[int, int], LinkSpec] = field(default_factory=dict)
     partitions: tuple[Partition, ...] = ()
     loss_until: float = math.inf
+    fetch: FetchFault | None = None
 
     def link(self, src: int, dst: int) -> LinkSpec:
         return self.links.get((src, dst), self.default)
@@ -171,6 +208,8 @@ class NetworkConditions:
         ends = [p.end for p in self.partitions]
         if lossy:
             ends.append(self.loss_until)
+        if self.fetch is not None:
+            ends.append(self.fetch.until)
         return max(ends, default=0.0)
 
 
@@ -221,17 +260,26 @@ class Network:
         if spec.loss > 0 and now < conditions.loss_until and rng.random() < spec.loss:
             counters.lost += 1
             return
-        self._schedule(src, dst, payload, spec)
+        extra = 0.0
+        fetch = conditions.fetch
+        if fetch is not None and now < fetch.until:
+            kind = int.from_bytes(payload[:4], "big")
+            if kind in _REQUESTS and rng.random() < fetch.loss:
+                counters.lost += 1
+                return
+            if kind == _TX_SET and fetch.delay > 0:
+                extra = rng.uniform(0.0, fetch.delay)
+        self._schedule(src, dst, payload, spec, extra)
         if spec.duplicate > 0 and rng.random() < spec.duplicate:
             counters.duplicated += 1
-            self._schedule(src, dst, payload, spec)
+            self._schedule(src, dst, payload, spec, extra)
 
     def broadcast(self, src: int, targets: Sequence[int], payload: bytes) -> None:
         for dst in targets:
             self.send(src, dst, payload)
 
-    def _schedule(self, src: int, dst: int, payload: bytes, spec: LinkSpec) -> None:
-        delay = spec.latency.sample(self.rng)
+    def _schedule(self, src: int, dst: int, payload: bytes, spec: LinkSpec, extra: float = 0.0) -> None:
+        delay = spec.latency.sample(self.rng) + extra
         if spec.reorder > 0 and self.rng.random() < spec.reorder:
             delay += self.rng.uniform(0.0, spec.reorder_delay)
         self.clock.call_later(delay, lambda: self._arrive(src, dst, payload))

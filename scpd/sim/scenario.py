@@ -5,8 +5,14 @@ options, so any run (including one a property test generated) can be
 replayed from the command line: :meth:`Scenario.replay_command` prints it.
 :func:`random_faults` turns a seed into a fault plan (latency, loss until a
 heal time, duplication, reordering, a partition that heals, crashes that
-restart, Byzantine nodes within what the topology tolerates); it draws only
-from its own seeded stream, so the plan is part of what the seed fixes.
+restart, and the faults only the node layer sees); it draws only from its
+own seeded streams, so the plan is part of what the seed fixes.
+
+Node-layer faults (``--fault``): a node's disk failing for a while (its
+own-envelope and ledger writes fail and are retried), a node dying right
+after it stored an own envelope and before it sent it (``persist-crash``),
+and fetches that go unanswered or answers that come late (``fetch``, see
+:class:`~scpd.sim.network.FetchFault`).
 """
 
 from __future__ import annotations
@@ -17,14 +23,46 @@ from dataclasses import dataclass, field, replace
 
 from scpd.errors import UsageError
 from scpd.sim import topology as topo
-from scpd.sim.network import Constant, Exponential, LatencyModel, Partition, Uniform, fnum, parse_latency
+from scpd.sim.network import (
+    Constant,
+    Exponential,
+    FetchFault,
+    LatencyModel,
+    Partition,
+    Uniform,
+    fnum,
+    parse_latency,
+)
 from scpd.sim.randomness import derive_rng
 
-__all__ = ["Crash", "Scenario", "parse_byzantine", "parse_crash", "parse_link", "random_byzantine", "random_faults"]
+__all__ = [
+    "BYZANTINE_KIND_NAMES",
+    "Crash",
+    "DiskFault",
+    "Fault",
+    "PersistCrash",
+    "Scenario",
+    "parse_byzantine",
+    "parse_crash",
+    "parse_fault",
+    "parse_link",
+    "random_byzantine",
+    "random_faults",
+]
 
 DEFAULT_LATENCY: LatencyModel = Uniform(0.01, 0.1)
 DEFAULT_TIME_LIMIT = 3600.0
-BYZANTINE_KIND_NAMES = ("silent", "equivocate", "unnominated", "replay", "high-counter")
+BYZANTINE_KIND_NAMES = (
+    "silent",
+    "equivocate",
+    "unnominated",
+    "replay",
+    "high-counter",
+    "untrusted-flood",
+    "bad-signature",
+    "far-future",
+    "junk-tx-sets",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +77,7 @@ class Crash:
         return f"{self.node}:{fnum(self.at)}" + ("" if self.restart is None else f":{fnum(self.restart)}")
 
 
-def parse_crash(text: str) -> Crash:
+def parse_crash(text: str, what: str = "crash") -> Crash:
     """``NODE:AT[:RESTART]`` (seconds of virtual time)."""
     parts = text.split(":")
     try:
@@ -48,10 +86,58 @@ def parse_crash(text: str) -> Crash:
         node, at = int(parts[0]), float(parts[1])
         restart = float(parts[2]) if len(parts) == 3 else None
     except ValueError:
-        raise UsageError(f"crash {text!r}: expected NODE:AT[:RESTART]") from None
+        raise UsageError(f"{what} {text!r}: expected NODE:AT[:RESTART]") from None
     if at < 0 or not math.isfinite(at) or (restart is not None and not (math.isfinite(restart) and restart >= at)):
-        raise UsageError(f"crash {text!r}: need 0 <= AT <= RESTART")
+        raise UsageError(f"{what} {text!r}: need 0 <= AT <= RESTART")
     return Crash(node, at, restart)
+
+
+@dataclass(frozen=True, slots=True)
+class PersistCrash:
+    """Node ``node`` dies right after its first own-envelope write at or after ``at``, before sending it."""
+
+    crash: Crash
+
+    @property
+    def node(self) -> int:
+        return self.crash.node
+
+    def __str__(self) -> str:
+        return f"persist-crash:{self.crash}"
+
+
+@dataclass(frozen=True, slots=True)
+class DiskFault:
+    """Node ``node``'s writes fail from ``start`` to ``end`` (a full disk; retried writes succeed after)."""
+
+    node: int
+    start: float
+    end: float
+
+    def __str__(self) -> str:
+        return f"disk:{self.node}:{fnum(self.start)}:{fnum(self.end)}"
+
+
+Fault = PersistCrash | DiskFault | FetchFault
+
+
+def parse_fault(text: str) -> Fault:
+    """``persist-crash:NODE:AT[:RESTART]``, ``disk:NODE:START:END`` or ``fetch:LOSS:DELAY:UNTIL``."""
+    kind, _, rest = text.partition(":")
+    if kind == "persist-crash":
+        return PersistCrash(parse_crash(rest, "persist-crash"))
+    if kind == "fetch":
+        return FetchFault.parse(rest)
+    if kind == "disk":
+        try:
+            node_s, start_s, end_s = rest.split(":")
+            node, start, end = int(node_s), float(start_s), float(end_s)
+        except ValueError:
+            raise UsageError(f"fault {text!r}: expected disk:NODE:START:END") from None
+        if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end):
+            raise UsageError(f"fault {text!r}: need 0 <= START <= END")
+        return DiskFault(node, start, end)
+    raise UsageError(f"fault {text!r}: kind must be one of persist-crash, disk, fetch")
 
 
 def parse_link(text: str) -> tuple[int, int, LatencyModel]:
@@ -96,14 +182,11 @@ class Scenario:
     partitions: tuple[Partition, ...] = ()
     crashes: tuple[Crash, ...] = ()
     byzantine: tuple[tuple[str, int], ...] = ()
+    faults: tuple[Fault, ...] = ()
     slot_interval: float = 0.0
     rebroadcast_interval: float = 1.0
     time_limit: float = DEFAULT_TIME_LIMIT
     random_faults: bool = field(default=False)
-
-    @property
-    def byzantine_count(self) -> int:
-        return sum(count for _, count in self.byzantine)
 
     @property
     def heal_time(self) -> float:
@@ -111,8 +194,20 @@ class Scenario:
         ends = [p.end for p in self.partitions]
         if self.loss > 0:
             ends.append(self.loss_until)
-        ends.extend(c.restart for c in self.crashes if c.restart is not None)
+        ends.extend(c.restart for c in self.all_crashes if c.restart is not None)
+        ends.extend(
+            f.end if isinstance(f, DiskFault) else f.until for f in self.faults if not isinstance(f, PersistCrash)
+        )
         return max(ends, default=0.0)
+
+    @property
+    def all_crashes(self) -> tuple[Crash, ...]:
+        """The crashes, and the persist-crashes (at the latest times they may happen)."""
+        return self.crashes + tuple(f.crash for f in self.faults if isinstance(f, PersistCrash))
+
+    @property
+    def fetch_fault(self) -> FetchFault | None:
+        return next((f for f in self.faults if isinstance(f, FetchFault)), None)
 
     def cli_args(self) -> list[str]:
         """The ``scpd simulate`` options that rebuild exactly this scenario."""
@@ -143,6 +238,8 @@ class Scenario:
             args += ["--partition", str(p)]
         for c in self.crashes:
             args += ["--crash", str(c)]
+        for f in self.faults:
+            args += ["--fault", str(f)]
         return args
 
     def replay_command(self) -> str:
@@ -203,8 +300,26 @@ def random_faults(base: Scenario) -> Scenario:
         reorder=reorder,
         partitions=partitions,
         crashes=crashes,
+        faults=_random_node_faults(base),
         random_faults=True,
     )
+
+
+def _random_node_faults(base: Scenario) -> tuple[Fault, ...]:
+    """A failing disk, a crash between store and send, and hard fetching, each now and then; over by ~8 s."""
+    rng = derive_rng(base.seed, "scenario/node-faults")
+    faults: list[Fault] = []
+    if rng.random() < 0.25:
+        start = round(rng.uniform(0.0, 4.0), 2)
+        faults.append(DiskFault(rng.randrange(base.nodes), start, round(start + rng.uniform(0.2, 3.0), 2)))
+    if rng.random() < 0.2:
+        at = round(rng.uniform(0.0, 3.0), 2)
+        restart = round(at + rng.uniform(0.1, 3.0), 2)
+        faults.append(PersistCrash(Crash(rng.randrange(base.nodes), at, restart)))
+    if rng.random() < 0.3:
+        loss, delay = round(rng.uniform(0.1, 0.5), 2), round(rng.uniform(0.0, 2.0), 2)
+        faults.append(FetchFault(loss, delay, round(rng.uniform(1.0, 8.0), 2)))
+    return tuple(faults)
 
 
 def random_byzantine(

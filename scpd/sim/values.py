@@ -1,61 +1,32 @@
-"""The values simulated nodes propose, and how they are judged.
+"""The transactions simulated nodes submit, and the values Byzantine nodes forge.
 
-A value is 13 bytes: the magic ``SV``, the slot (uint64), the proposing
-node's index (uint16) and a variant byte. Honest nodes propose variant 0;
-an equivocating node proposes variants 1 and 2 to its two audiences; a node
-"sending values nobody nominated" forges :data:`FORGED_VARIANT`, which no
-node ever puts in a NOMINATE vote. A value is valid when it has the format,
-names the slot it is voted on, and names an existing node. Candidates combine
-to their maximum, which every node computes alike.
+Values are the real ones (``scpd.nodecore.values``): a ``ConsensusValue``
+naming a ``TxSet`` by hash, judged by the node core's rules. To make tx sets
+differ between nodes, so that a peer's value can only be judged after its tx
+set was fetched, every honest node submits :data:`TXS_PER_SLOT` synthetic
+transactions of its own when it starts and after each ledger it writes. A
+transaction names its node and a per-node sequence number, so no two nodes
+ever submit the same one and a restarted node's new ones are new.
+
+Byzantine nodes forge with :func:`forged_tx_set` (a well-formed set that no
+honest node proposed) and :data:`JUNK_VALUE` (bytes that are no value at all).
 """
 
 from __future__ import annotations
 
-import struct
+from scpd.nodecore.values import TxSet
 
-from scpd.scp.driver import ValidationLevel
+__all__ = ["JUNK_VALUE", "TXS_PER_SLOT", "forged_tx_set", "synthetic_transactions"]
 
-__all__ = [
-    "FORGED_VARIANT",
-    "VALUE_SIZE",
-    "combine",
-    "decode_value",
-    "encode_value",
-    "invalid_value",
-    "validate",
-]
-
-_FORMAT = struct.Struct(">2sQHB")
-_MAGIC = b"SV"
-VALUE_SIZE = _FORMAT.size
-FORGED_VARIANT = 0xFF
+TXS_PER_SLOT = 2
+JUNK_VALUE = b"not a consensus value"
 
 
-def encode_value(slot: int, proposer: int, variant: int = 0) -> bytes:
-    return _FORMAT.pack(_MAGIC, slot, proposer, variant)
+def synthetic_transactions(origin: str, first: int, count: int = TXS_PER_SLOT) -> tuple[bytes, ...]:
+    """The transactions number ``first`` .. ``first + count - 1`` of node ``origin``."""
+    return tuple(f"sim-tx node={origin} n={n}".encode() for n in range(first, first + count))
 
 
-def decode_value(value: bytes) -> tuple[int, int, int] | None:
-    """(slot, proposer, variant), or None if ``value`` lacks the format."""
-    if len(value) != VALUE_SIZE:
-        return None
-    magic, slot, proposer, variant = _FORMAT.unpack(value)
-    if magic != _MAGIC:
-        return None
-    return slot, proposer, variant
-
-
-def invalid_value(slot: int) -> bytes:
-    """A value every node rejects (wrong magic), for Byzantine senders."""
-    return b"XX" + encode_value(slot, 0)[2:]
-
-
-def validate(slot: int, value: bytes, node_count: int) -> ValidationLevel:
-    decoded = decode_value(value)
-    if decoded is None or decoded[0] != slot or decoded[1] >= node_count:
-        return ValidationLevel.INVALID
-    return ValidationLevel.FULLY_VALID
-
-
-def combine(candidates: frozenset[bytes]) -> bytes:
-    return max(candidates)
+def forged_tx_set(previous_ledger_hash: bytes, node: int, slot: int) -> TxSet:
+    """A canonical set on the right ledger whose transactions nobody submitted."""
+    return TxSet.canonical(previous_ledger_hash, (f"forged-tx node={node} slot={slot}".encode(),))
