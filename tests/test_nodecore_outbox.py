@@ -1,15 +1,18 @@
-"""Own envelopes (DESIGN rule 3), driven directly: nothing is sent before the shell says it is
+"""Own envelopes (rule 3 of docs/architecture.md), driven directly: nothing is sent before the shell says it is
 stored; a write the disk fails is retried after a pause and still nothing is sent meanwhile; a
 write the store refuses is never sent at all."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from nodecore_harness import T0, Net, make_net
 
-from scpd.base.types import SCPEnvelope
+from scpd.base.types import SCPEnvelope, SCPNomination
 from scpd.nodecore import events as ev
 from scpd.nodecore.actions import ArmTimer, Broadcast, PersistOwnEnvelopes, Send, TimerKey, TimerKind
 from scpd.nodecore.messages import GetScpState, ScpMessage
+from scpd.nodecore.values import ConsensusValue, TxSet
 
 RETRY = TimerKey(TimerKind.OWN_ENVELOPE_RETRY)
 
@@ -66,3 +69,21 @@ def test_envelopes_the_store_refuses_are_never_sent() -> None:
     assert net.handle(ev.MessageReceived(net.a.public_key, GetScpState(0), T0 + 0.1)) == []
     # A late report for a batch the core no longer waits for changes nothing.
     assert net.handle(ev.OwnEnvelopesPersisted(persist.batch_id, T0 + 0.2)) == []
+
+
+def test_every_tx_set_an_own_envelope_names_is_stored_with_it_once() -> None:
+    net, persist = started()
+    [(nomination, sets)] = persist.items
+    sets_of = net.core.sets.own_sets_of
+    assert sets_of(nomination) == sets  # not on disk yet: a newer envelope naming it carries it too
+    net.handle(ev.OwnEnvelopesPersisted(persist.batch_id, T0 + 0.02))
+    assert sets_of(nomination) == ()  # written once
+    # Another node's set our statement names is stored too: after a restart our restored statement
+    # must be judged again, and a value whose set we lack would only be "maybe valid".
+    theirs = TxSet.canonical(net.core.tip.hash, [b"their transaction"])
+    assert net.core.sets.learn_payload(theirs.hash(), theirs.to_xdr())
+    pledges = nomination.statement.pledges
+    assert isinstance(pledges, SCPNomination)
+    vote = ConsensusValue(int(T0) + 1, theirs.hash()).to_xdr()
+    ours = net.core.sign_envelope(replace(nomination.statement, pledges=replace(pledges, votes=(*pledges.votes, vote))))
+    assert sets_of(ours) == (theirs,)

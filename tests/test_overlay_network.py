@@ -75,8 +75,9 @@ class Recorder:
     overlay: Overlay | None = None  # set by the factory: answers go out through it
 
     def __call__(self, node: NodeID, message: OverlayMessage) -> Verdict:
-        if isinstance(message, GetScpState):
-            return Verdict.IGNORE  # every new connection asks for it; these tests have no SCP state
+        if isinstance(message, (GetScpState, Neighbors)):
+            # Every new connection asks for the one and announces the other; these tests have no SCP state.
+            return Verdict.IGNORE
         if isinstance(message, GetQuorumSet):
             qset = self.quorum_sets.get(message.item_hash)
             assert self.overlay is not None

@@ -21,8 +21,8 @@ from dataclasses import replace
 from scpd.base.types import SCPBallot, SCPPrepare
 from scpd.nodecore.values import ConsensusValue
 from scpd.sim.network import Constant
-from scpd.sim.scenario import Scenario
-from scpd.sim.simulator import Simulation
+from scpd.sim.scenario import Scenario, random_faults
+from scpd.sim.simulator import Simulation, run
 
 
 def test_core_survives_a_newer_statement_signed_with_its_own_key_arriving_from_a_peer() -> None:
@@ -40,3 +40,15 @@ def test_core_survives_a_newer_statement_signed_with_its_own_key_arriving_from_a
     node.core.scp.receive_envelope(envelope)  # straight to the consensus core, past the intake's own-id filter
     result = sim.run()
     assert result.completed and result.safety_violations() == []
+
+
+def test_a_restarted_node_holds_every_tx_set_its_restored_statements_name() -> None:
+    # Seed 3000262 (a cycle of four, random faults; 3000597 too): a node restarted mid-slot restored
+    # statements naming other nodes' tx sets it had never stored, so those values were only "maybe
+    # valid" to it, its ballot stopped for good, and on a cycle (every node needed) nobody decided.
+    # Own envelopes are now stored with every tx set they name (each once), as stellar-core does.
+    scenario = random_faults(Scenario(topology="cycle", nodes=4, slots=2, seed=3000262))
+    assert any(c.restart is not None for c in scenario.all_crashes)
+    summary = run(scenario).summary()
+    assert summary["completed"] is True
+    assert summary["slots_externalized"] == {"0": 2, "1": 2, "2": 2, "3": 2}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scp_harness import keypair
 
 from scpd.base.types import SCPQuorumSet
@@ -45,3 +47,26 @@ def test_the_closure_is_capped_keeping_the_nearest_nodes() -> None:
     t.note(A, SCPQuorumSet(1, many))
     assert len(t) == 10 and ME in t and A in t
     assert all(t.distance(n) in (None, 2) for n in many)
+
+
+NODES = [keypair(i).node_id for i in range(12)]
+declarations = st.lists(
+    st.tuples(st.integers(0, 11), st.lists(st.integers(0, 11), min_size=1, max_size=5, unique=True)),
+    max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(declarations, st.integers(2, 12))
+def test_the_closure_is_what_a_fresh_walk_over_every_declaration_finds(
+    declared: list[tuple[int, list[int]]], max_nodes: int
+) -> None:
+    # note() skips the walk when a first declaration cannot change it; the result must be the same
+    # as walking again after every declaration.
+    t = TrustedQuorum(NODES[0], SCPQuorumSet(1, (NODES[1], NODES[2])), max_nodes)
+    for node, members in declared:
+        qset = SCPQuorumSet(1, tuple(NODES[m] for m in members))
+        t.note(NODES[node], qset)
+        fresh = {n: t.distance(n) for n in NODES}
+        t._rebuild()
+        assert {n: t.distance(n) for n in NODES} == fresh

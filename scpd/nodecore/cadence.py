@@ -56,7 +56,7 @@ class Cadence:
         limits = core.settings.tx_set_limits
         items = core.txqueue.take_items_for_slot(limits.max_txs, limits.max_bytes)
         tx_set = TxSet.canonical_from_ids(tip.hash, items)
-        core.sets.remember(tx_set, proposed=True)
+        core.sets.remember(tx_set)
         value = ConsensusValue(next_close_time(int(core.now), tip.close_time), tx_set.hash())
         self._nominated_at[slot] = core.now
         self.last_progress = core.now

@@ -55,6 +55,7 @@ from scpd.nodecore.messages import (
     GetQuorumSet,
     GetScpState,
     GetTxSet,
+    Neighbors,
     QuorumSetMessage,
     ScpMessage,
     Transaction,
@@ -239,6 +240,7 @@ class NodeCore(Driver):
 
     def _peer_gone(self, event: ev.PeerGone, step: Step) -> None:
         self.peers.pop(event.peer, None)
+        self.txflood.peer_gone(event.peer)
 
     # -- message handlers (MessageReceived) ----------------------------------------------
 
@@ -253,6 +255,10 @@ class NodeCore(Driver):
         elif isinstance(message, Transaction):
             self.txflood.from_peer(event.peer, (message.payload,))
         return Verdict.IGNORE  # the new ones are relayed in our own batches
+
+    def _neighbors(self, event: ev.MessageReceived) -> None:
+        assert isinstance(event.message, Neighbors)
+        self.txflood.neighbors_heard(event.peer, event.message.nodes)
 
     def _get_scp_state(self, event: ev.MessageReceived) -> None:
         assert isinstance(event.message, GetScpState)
@@ -383,6 +389,7 @@ _MESSAGES: dict[type, Callable[[NodeCore, ev.MessageReceived], Verdict | None]] 
     ScpMessage: NodeCore._envelope,
     TransactionBatch: NodeCore._transactions,
     Transaction: NodeCore._transactions,
+    Neighbors: NodeCore._neighbors,
     GetScpState: NodeCore._get_scp_state,
     GetQuorumSet: NodeCore._get_quorum_set,
     GetTxSet: NodeCore._get_tx_set,

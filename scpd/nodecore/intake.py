@@ -141,8 +141,9 @@ class Intake:
         if state is EnvelopeState.VALID:
             core.observer.envelope_accepted()
             statement = envelope.statement
-            qset = core.sets.quorum_set(qset_hash_of(statement))
-            if qset is not None and core.trust.note(statement.node_id, qset):
+            qset_hash = qset_hash_of(statement)
+            qset = core.sets.quorum_set(qset_hash)
+            if qset is not None and core.trust.note(statement.node_id, qset, qset_hash):
                 core.observer.trusted_nodes_changed(len(core.trust))
             return Verdict.ACCEPT
         core.observer.envelope_rejected("invalid")

@@ -3,14 +3,15 @@
 Quorum sets are few and small: all of them stay (and the store keeps those
 learned from the network). Tx sets are megabytes under load: the candidates
 of the slot just written are dropped, and the rest is bounded; the store
-still holds the decided one (a ledger) and ours (saved with our envelopes)
-for peers that ask late, and ``find_tx_set`` looks there too.
+still holds the decided one (a ledger) and every set our own envelopes
+named (saved with them, each once) for peers that ask late and for our own
+restart, and ``find_tx_set`` looks there too.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from scpd.base.quorum import quorum_set_hash
@@ -38,8 +39,9 @@ class KnownSets:
         self._qsets: dict[bytes, SCPQuorumSet] = core.view.load_quorum_sets()
         self._qsets[quorum_set_hash(quorum_set)] = quorum_set
         self._tx_sets: OrderedDict[bytes, TxSet] = OrderedDict()
-        # Hashes of the tx sets this node proposed (nominated), for the slots in memory.
-        self._proposed: set[bytes] = set()
+        # Hashes of the tx sets in memory that the store holds too (loaded from it, or saved with
+        # our envelopes): an own envelope naming one need not write it again.
+        self._stored: set[bytes] = set()
         # Tx set checks against the current tip (tx set hash -> problem or None): a set is judged
         # once per ledger, however many statements name it. Cleared when the tip moves.
         self._verdicts: dict[bytes, str | None] = {}
@@ -68,13 +70,11 @@ class KnownSets:
             found = self._core.view.get_tx_set(tx_set_hash)
             if found is not None:
                 self._tx_sets[tx_set_hash] = found
+                self._stored.add(tx_set_hash)
         return found
 
-    def remember(self, tx_set: TxSet, *, proposed: bool = False) -> None:
-        h = tx_set.hash()
-        self._tx_sets[h] = tx_set
-        if proposed:
-            self._proposed.add(h)
+    def remember(self, tx_set: TxSet) -> None:
+        self._tx_sets[tx_set.hash()] = tx_set
 
     def learn_payload(self, tx_set_hash: bytes, payload: bytes) -> bool:
         """Keep the tx set a peer sent for ``tx_set_hash``; False if it is not that set."""
@@ -95,20 +95,25 @@ class KnownSets:
             tx_set = self._core.view.get_tx_set(h)
             if tx_set is not None:
                 self.remember(tx_set)
+                self._stored.add(h)
 
     def own_sets_of(self, envelope: SCPEnvelope) -> tuple[TxSet, ...]:
-        """The tx sets to store with an own envelope: those we proposed ourselves that it names.
+        """The tx sets to store with an own envelope: every set it names that the store lacks.
 
-        Another node's set is stored by that node with its own envelope and is held by every node
-        that voted for it, so after a restart it can be fetched again; ours may exist nowhere else.
-        Writing every referenced set (megabytes each under load) before each envelope goes out
-        would put all of them on the path of every statement.
+        After a restart our restored statements must be judged again, and a statement naming a
+        set we no longer hold is only "maybe valid": the slot's ballot would stop, for good on
+        a topology that needs every node (stellar-core keeps every set its persisted statements
+        name for this reason). Each set is written once, with the first envelope naming it.
         """
         return tuple(
             s
             for h in tx_set_hashes_of(envelope.statement)
-            if h in self._proposed and (s := self._tx_sets.get(h)) is not None
+            if h not in self._stored and (s := self._tx_sets.get(h)) is not None
         )
+
+    def stored(self, tx_sets: Iterable[TxSet]) -> None:
+        """``tx_sets`` were written with our envelopes."""
+        self._stored.update(s.hash() for s in tx_sets if s.hash() in self._tx_sets)
 
     def missing(self, statement: SCPStatement) -> tuple[bytes | None, list[bytes]]:
         """The quorum set (hash) and tx sets (hashes) ``statement`` names that we do not have."""
@@ -141,11 +146,11 @@ class KnownSets:
         self._verdicts.clear()
         for h in [h for h, s in self._tx_sets.items() if s.previous_ledger_hash == decided_on]:
             del self._tx_sets[h]
-            self._proposed.discard(h)
+            self._stored.discard(h)
         limit = 4 * self._core.settings.keep_slots + 64
         while len(self._tx_sets) > limit:
             h, _ = self._tx_sets.popitem(last=False)
-            self._proposed.discard(h)
+            self._stored.discard(h)
 
 
 def values_of(statement: SCPStatement) -> list[bytes]:

@@ -77,7 +77,8 @@ class Outbox:
             if self._queue and self._queue[0] is item:
                 self._queue.popleft()
             self._unsent.discard(item[0])
-        for envelope, _sets in latest:
+        for envelope, sets in latest:
+            self._core.sets.stored(sets)
             self._core.emit(Broadcast(ScpMessage(envelope)))
         self.flush()
 

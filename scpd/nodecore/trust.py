@@ -63,19 +63,27 @@ class TrustedQuorum:
         declared = self._declared.get(node)
         return None if declared is None else declared[1]
 
-    def note(self, node: NodeID, qset: SCPQuorumSet) -> bool:
+    def note(self, node: NodeID, qset: SCPQuorumSet, qset_hash: bytes | None = None) -> bool:
         """``node`` declared ``qset`` in a statement we accepted; True when the closure changed.
 
         Declarations of nodes outside the closure are ignored (they cannot
         matter to us, and keeping them would let strangers fill our memory).
+        This runs for every accepted envelope, so the caller passes the hash
+        the statement names (``qset_hash``) rather than have it computed again.
         """
-        if node not in self._distance or node == self.local:
+        distance = self._distance.get(node)
+        if distance is None or node == self.local:
             return False
-        h = quorum_set_hash(qset)
+        h = quorum_set_hash(qset) if qset_hash is None else qset_hash
         known = self._declared.get(node)
         if known is not None and known[0] == h:
             return False
         self._declared[node] = (h, qset)
+        if known is None and all(self._distance.get(m, distance + 2) <= distance + 1 for m in all_validators(qset)):
+            # A first declaration naming only nodes already reached at most one hop further: the
+            # breadth-first walk would visit the same nodes at the same distances (the usual case,
+            # each validator of a well-connected quorum declaring its set once).
+            return False
         before = self._distance
         self._rebuild()
         return self._distance != before

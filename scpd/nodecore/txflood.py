@@ -5,9 +5,11 @@ Transactions from our API and from peers go through the queue
 origin's share and recognises what it has seen. Only the new ones are
 flooded, gathered for ``tx_flood_delay`` into TRANSACTIONS messages of at
 most half a frame of transactions (room for the per-transaction framing):
-each origin's transactions are encoded once, and every peer gets all groups
-but those that came from it. Outcomes are counted per batch, not per
-transaction (an increment costs more than queueing one).
+each origin's transactions are encoded once, and every peer gets the groups
+it does not have and will not hear first hand (``scpd.nodecore.txrelay``:
+not its own, nor those of an origin both say they are connected to).
+Outcomes are counted per batch, not per transaction (an increment costs
+more than queueing one).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from scpd.base.types import NodeID
 from scpd.nodecore.actions import ArmTimer, SendEncoded, TimerKey, TimerKind
 from scpd.nodecore.messages import encode_transaction_entries, encode_transactions_message
 from scpd.nodecore.txqueue import AddResult, Outcome
+from scpd.nodecore.txrelay import batch_recipients
 
 if TYPE_CHECKING:
     from scpd.nodecore.core import NodeCore
@@ -36,6 +39,14 @@ class TxFlood:
         # Transactions new to us, waiting to be flooded, by the peer they came from (None: our API).
         self._out: dict[NodeID | None, list[bytes]] = {}
         self._armed = False
+        # What each peer last said (NEIGHBORS) it is connected to: the relay hint, see ``txrelay``.
+        self._neighbors: dict[NodeID, frozenset[NodeID]] = {}
+
+    def neighbors_heard(self, peer: NodeID, nodes: Sequence[NodeID]) -> None:
+        self._neighbors[peer] = frozenset(nodes)
+
+    def peer_gone(self, peer: NodeID) -> None:
+        self._neighbors.pop(peer, None)
 
     def submit(self, txs: Sequence[bytes], source: str, origin: NodeID | None) -> list[AddResult]:
         """Queue transactions (from our API, or from peer ``origin``) and flood the ones new to us."""
@@ -65,21 +76,20 @@ class TxFlood:
             self._core.emit(ArmTimer(TimerKey(TimerKind.TX_FLOOD), self._core.settings.tx_flood_delay))
 
     def flush(self) -> None:
-        """Send the gathered transactions to every peer but the one each came from, in batches."""
+        """Send the gathered transactions, in batches, to the peers that neither have them nor hear them first hand."""
         self._armed = False
         pending, self._out = self._out, {}
         budget = max(MIN_BATCH_BYTES, self._core.settings.max_message_size // 2)
-        groups = {origin: _encode_groups(txs, budget) for origin, txs in pending.items()}
-        shared: list[bytes] | None = None
-        for peer in self._core.peers:
-            if peer in groups:
-                encoded = _join_groups([g for o, gs in groups.items() if o != peer for g in gs], budget)
-            else:
-                if shared is None:
-                    shared = _join_groups([g for gs in groups.values() for g in gs], budget)
-                encoded = shared
-            if encoded:
-                self._core.emit(SendEncoded(peer, tuple(encoded)))
+        groups: dict[NodeID | None, list[tuple[int, bytes]]] = {}
+        batches: dict[tuple[NodeID | None, ...], tuple[bytes, ...]] = {}
+        for peer, origins in batch_recipients(pending, self._core.peers, self._neighbors).items():
+            encoded = batches.get(origins)
+            if encoded is None:
+                for o in origins:
+                    if o not in groups:
+                        groups[o] = _encode_groups(pending[o], budget)
+                encoded = batches[origins] = tuple(_join_groups([g for o in origins for g in groups[o]], budget))
+            self._core.emit(SendEncoded(peer, encoded))
 
 
 def _encode_groups(txs: list[bytes], budget: int) -> list[tuple[int, bytes]]:

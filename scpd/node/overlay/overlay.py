@@ -397,6 +397,8 @@ class Overlay:
             self._answers.on_dont_have(peer, message)
         elif isinstance(message, Neighbors):
             self._relay.on_neighbors(peer, message)
+            if self._peers.get(peer.node_id) is peer:  # the node core steers transaction batches by it too
+                await self._call_handler(peer, message)
         elif isinstance(message, Peers):
             own = PeerAddress(self.config.listen_address, self.listen_port) if self.listen_port else None
             for address in message.addresses:
