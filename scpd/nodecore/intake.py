@@ -38,10 +38,11 @@ class Intake:
     def __init__(self, core: NodeCore) -> None:
         self._core = core
 
-    def receive(self, peer: NodeID, envelope: SCPEnvelope) -> Verdict:
+    def receive(self, peer: NodeID, message: ScpMessage) -> Verdict:
         """Judge a peer's envelope, cheapest checks first."""
         core, obs = self._core, self._core.observer
         settings = core.settings
+        envelope = message.envelope
         statement = envelope.statement
         node, slot = statement.node_id, statement.slot_index
         current = core.current_slot
@@ -56,8 +57,7 @@ class Intake:
         if slot + settings.max_slots_behind < current and not late_proof:
             obs.envelope_rejected("slot_out_of_range")
             return Verdict.IGNORE
-        encoded = envelope.to_xdr()
-        if not self._signature_ok(envelope, encoded):
+        if not self._signature_ok(message):
             obs.envelope_rejected("bad_signature")
             obs.bad_signature(peer, node, slot)
             return Verdict.REJECT
@@ -76,22 +76,26 @@ class Intake:
                 core.writer.late_proof(envelope)
             return Verdict.IGNORE
         if slot > current:
-            self._hold(peer, envelope, len(encoded))
+            self._hold(peer, envelope, len(message.envelope_xdr))
             return Verdict.IGNORE
         return self.judge(peer, envelope)
 
-    def _signature_ok(self, envelope: SCPEnvelope, encoded: bytes) -> bool:
-        """Verify the signature, at most once per envelope (good or bad) while it is remembered."""
+    def _signature_ok(self, message: ScpMessage) -> bool:
+        """Verify the signature, at most once per envelope (good or bad) while it is remembered.
+
+        Both the cache key and the signed bytes come from the message's encoding: for a received
+        envelope, the very bytes it was decoded from (no re-encode).
+        """
         core = self._core
         obs = core.observer
 
         def verify() -> bool:
-            ok = verify_envelope(core.net_id, envelope)
+            ok = verify_envelope(core.net_id, message.envelope, message.statement_xdr)
             obs.signature_verified(ok)
             return ok
 
         checked = core.signatures.verifications
-        ok = core.signatures.check(encoded, verify)
+        ok = core.signatures.check(message.envelope_xdr, verify)
         if core.signatures.verifications == checked:
             obs.signature_remembered()
         return ok
