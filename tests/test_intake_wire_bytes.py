@@ -12,8 +12,7 @@ import pytest
 from nodecore_harness import NET, T0, Net, make_net
 from testdata import PUBNET_ENVELOPES
 
-import scpd.nodecore.intake as intake_module
-from scpd.base.keys import Keypair, sign_statement
+from scpd.base.keys import Keypair, sign_statement, verify_envelope
 from scpd.base.types import SCPBallot, SCPEnvelope, SCPPrepare, SCPStatement
 from scpd.errors import XdrError
 from scpd.nodecore import events as ev
@@ -70,13 +69,12 @@ def test_a_received_signature_is_verified_over_the_received_statement_bytes_with
     def recording_verify(net_id: bytes, env: SCPEnvelope, statement_xdr: bytes | None = None) -> bool:
         assert statement_xdr is not None
         signed.append(statement_xdr)
-        return real_verify(net_id, env, statement_xdr)
+        return verify_envelope(net_id, env, statement_xdr)
 
     def no_encoding(*_: object) -> None:
         raise AssertionError("a received envelope was encoded again")
 
-    real_verify = intake_module.verify_envelope
-    monkeypatch.setattr(intake_module, "verify_envelope", recording_verify)
+    monkeypatch.setattr("scpd.nodecore.intake.verify_envelope", recording_verify)
     monkeypatch.setattr(SCPStatement, "pack", no_encoding)
     monkeypatch.setattr(SCPEnvelope, "pack", no_encoding)
     assert deliver(net, net.b, message) is Verdict.IGNORE
