@@ -4,9 +4,10 @@ Envelopes arrive hostile (rule 2 of docs/architecture.md, docs/security.md). In 
 own statement echoed back; a signer outside the transitive closure of our
 quorum set (``trust``); a slot too far behind (a late EXTERNALIZE of a
 recent slot excepted); the signature, verified at most once per envelope
-(``sigcache``); then, signed and trusted, the statement's slot counts as a
-claim that the network is there (catch-up); a slot too far ahead; whether
-the signer contradicts itself (``equivocation``). A statement for a slot we
+(``sigcache``) and over the statement bytes as received (``ScpMessage``);
+then, signed and trusted, the statement's slot counts as a claim that the
+network is there (catch-up); a slot too far ahead; whether the signer
+contradicts itself (``equivocation``). A statement for a slot we
 already wrote is at most a late proof; one for a future slot waits in
 ``pending`` until its slot is current; one for the current slot goes to the
 consensus core once what it names is here (``fetches``). An invalid envelope
