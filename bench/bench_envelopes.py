@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import random
 import sys
@@ -42,6 +43,7 @@ from scpd.base.types import (  # noqa: E402
     SCPPrepare,
     SCPStatement,
 )
+from scpd.nodecore.messages import ScpMessage, decode_message  # noqa: E402
 
 TESTDATA = REPO.parent / "shared" / "testdata" / "pubnet-scp-envelopes.json"
 SECTION = "Envelopes (bench/bench_envelopes.py)"
@@ -126,6 +128,24 @@ def measure(raws: list[bytes], net_id: bytes, seconds: float) -> list[tuple[str,
             e, s = SCPEnvelope.from_xdr_with_statement(r)
             verify_envelope(net_id, e, s)
 
+    frames = [ScpMessage.TYPE.to_bytes(4, "big") + r for r in raws]
+
+    def intake_path() -> None:
+        # What the node's intake pays per new envelope: decode the frame, key the signature cache, verify.
+        for f in frames:
+            m = decode_message(f)
+            assert isinstance(m, ScpMessage)
+            hashlib.sha256(m.envelope_xdr).digest()
+            verify_envelope(net_id, m.envelope, m.statement_xdr)
+
+    def intake_path_reencoding() -> None:
+        # The same before the intake kept the received bytes: envelope and statement encoded again.
+        for f in frames:
+            m = decode_message(f)
+            assert isinstance(m, ScpMessage)
+            hashlib.sha256(m.envelope.to_xdr()).digest()
+            verify_envelope(net_id, m.envelope)
+
     def raw_nacl_verify() -> None:
         for message, signature, key in payloads:
             nacl.bindings.crypto_sign_open(signature + message, key)
@@ -136,6 +156,8 @@ def measure(raws: list[bytes], net_id: bytes, seconds: float) -> list[tuple[str,
         ("sign (encode statement + Ed25519)", sign),
         ("verify (statement bytes given)", verify),
         ("decode + verify", decode_verify),
+        ("intake: decode message + cache key + verify (received bytes)", intake_path),
+        ("intake, re-encoding envelope and statement (before 2026-12-04)", intake_path_reencoding),
         ("PyNaCl verify alone (reference)", raw_nacl_verify),
     ]
     return best_rates(ops, n, seconds)

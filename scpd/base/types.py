@@ -337,6 +337,15 @@ class SCPEnvelope(XdrType):
         statement = SCPStatement.unpack(r)
         return cls(statement, r.var_opaque("SCPEnvelope.signature", SIGNATURE_MAX))
 
+    def statement_xdr_in(self, encoded: bytes) -> bytes:
+        """The statement's bytes within ``encoded``, this envelope's encoding (a prefix: the signature ends it).
+
+        ``encoded`` must be this envelope's encoding (strict decoding makes the
+        bytes an envelope was decoded from exactly that); the signature is then
+        verified over the very bytes that were received.
+        """
+        return encoded[: len(encoded) - 4 - (len(self.signature) + 3) // 4 * 4]
+
     @classmethod
     def from_xdr_with_statement(cls, data: bytes) -> tuple[Self, bytes]:
         """Decode an envelope and also return the statement's exact bytes.

@@ -178,6 +178,10 @@ class Reader:
             raise XdrError(f"{field}: non-zero padding")
         self._pos = pos + pad
 
+    def consumed_since(self, start: int) -> bytes:
+        """The bytes read from offset ``start`` up to here: what a value just decoded was decoded from."""
+        return self._buf[start : self._pos]
+
     def done(self, what: str) -> None:
         if self._pos != self._end:
             raise XdrError(f"{what}: {self._end - self._pos} trailing bytes")

@@ -71,7 +71,7 @@ from scpd.nodecore.storage import StorageHealth
 from scpd.nodecore.trust import TrustedQuorum
 from scpd.nodecore.txflood import TxFlood
 from scpd.nodecore.txqueue import TxQueue
-from scpd.nodecore.values import ChainTip, ConsensusValue, check_close_time, combine_candidates
+from scpd.nodecore.values import ChainTip, check_close_time, combine_candidates, decode_value
 from scpd.scp.driver import Driver, TimerCallback, TimerId, ValidationLevel
 from scpd.scp.scp import SCP
 
@@ -246,7 +246,7 @@ class NodeCore(Driver):
 
     def _envelope(self, event: ev.MessageReceived) -> Verdict:
         assert isinstance(event.message, ScpMessage)
-        return self.intake.receive(event.peer, event.message.envelope)
+        return self.intake.receive(event.peer, event.message)
 
     def _transactions(self, event: ev.MessageReceived) -> Verdict:
         message = event.message
@@ -300,7 +300,7 @@ class NodeCore(Driver):
 
     def validate_value(self, slot_index: int, value: bytes, nomination: bool) -> ValidationLevel:
         try:
-            decoded = ConsensusValue.from_xdr(value)
+            decoded = decode_value(value)
         except XdrError:
             return ValidationLevel.INVALID
         tip = self.tip
@@ -325,14 +325,14 @@ class NodeCore(Driver):
         return ValidationLevel.FULLY_VALID
 
     def combine_candidates(self, slot_index: int, candidates: frozenset[bytes]) -> bytes | None:
-        values = [ConsensusValue.from_xdr(v) for v in candidates]
+        values = [decode_value(v) for v in candidates]
         tx_sets = {v.tx_set_hash: s for v in values if (s := self.sets.find_tx_set(v.tx_set_hash)) is not None}
         composite = combine_candidates(values, tx_sets)
         return composite.to_xdr() if composite is not None else None
 
     def value_to_str(self, value: bytes) -> str:
         try:
-            v = ConsensusValue.from_xdr(value)
+            v = decode_value(value)
         except XdrError:
             return super().value_to_str(value)
         return f"t={v.close_time} txset={v.tx_set_hash.hex()[:8]}"

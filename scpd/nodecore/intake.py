@@ -4,9 +4,10 @@ Envelopes arrive hostile (rule 2 of docs/architecture.md, docs/security.md). In 
 own statement echoed back; a signer outside the transitive closure of our
 quorum set (``trust``); a slot too far behind (a late EXTERNALIZE of a
 recent slot excepted); the signature, verified at most once per envelope
-(``sigcache``); then, signed and trusted, the statement's slot counts as a
-claim that the network is there (catch-up); a slot too far ahead; whether
-the signer contradicts itself (``equivocation``). A statement for a slot we
+(``sigcache``) and over the statement bytes as received (``ScpMessage``);
+then, signed and trusted, the statement's slot counts as a claim that the
+network is there (catch-up); a slot too far ahead; whether the signer
+contradicts itself (``equivocation``). A statement for a slot we
 already wrote is at most a late proof; one for a future slot waits in
 ``pending`` until its slot is current; one for the current slot goes to the
 consensus core once what it names is here (``fetches``). An invalid envelope
@@ -38,10 +39,11 @@ class Intake:
     def __init__(self, core: NodeCore) -> None:
         self._core = core
 
-    def receive(self, peer: NodeID, envelope: SCPEnvelope) -> Verdict:
+    def receive(self, peer: NodeID, message: ScpMessage) -> Verdict:
         """Judge a peer's envelope, cheapest checks first."""
         core, obs = self._core, self._core.observer
         settings = core.settings
+        envelope = message.envelope
         statement = envelope.statement
         node, slot = statement.node_id, statement.slot_index
         current = core.current_slot
@@ -56,8 +58,7 @@ class Intake:
         if slot + settings.max_slots_behind < current and not late_proof:
             obs.envelope_rejected("slot_out_of_range")
             return Verdict.IGNORE
-        encoded = envelope.to_xdr()
-        if not self._signature_ok(envelope, encoded):
+        if not self._signature_ok(message):
             obs.envelope_rejected("bad_signature")
             obs.bad_signature(peer, node, slot)
             return Verdict.REJECT
@@ -76,22 +77,26 @@ class Intake:
                 core.writer.late_proof(envelope)
             return Verdict.IGNORE
         if slot > current:
-            self._hold(peer, envelope, len(encoded))
+            self._hold(peer, envelope, len(message.envelope_xdr))
             return Verdict.IGNORE
         return self.judge(peer, envelope)
 
-    def _signature_ok(self, envelope: SCPEnvelope, encoded: bytes) -> bool:
-        """Verify the signature, at most once per envelope (good or bad) while it is remembered."""
+    def _signature_ok(self, message: ScpMessage) -> bool:
+        """Verify the signature, at most once per envelope (good or bad) while it is remembered.
+
+        Both the cache key and the signed bytes come from the message's encoding: for a received
+        envelope, the very bytes it was decoded from (no re-encode).
+        """
         core = self._core
         obs = core.observer
 
         def verify() -> bool:
-            ok = verify_envelope(core.net_id, envelope)
+            ok = verify_envelope(core.net_id, message.envelope, message.statement_xdr)
             obs.signature_verified(ok)
             return ok
 
         checked = core.signatures.verifications
-        ok = core.signatures.check(encoded, verify)
+        ok = core.signatures.check(message.envelope_xdr, verify)
         if core.signatures.verifications == checked:
             obs.signature_remembered()
         return ok

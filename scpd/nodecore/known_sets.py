@@ -25,7 +25,7 @@ from scpd.base.types import (
     SCPStatement,
 )
 from scpd.errors import XdrError
-from scpd.nodecore.values import ConsensusValue, TxSet, check_tx_set
+from scpd.nodecore.values import TxSet, check_tx_set, decode_value
 
 if TYPE_CHECKING:
     from scpd.nodecore.core import NodeCore
@@ -175,7 +175,7 @@ def tx_set_hashes_of(statement: SCPStatement) -> list[bytes]:
     hashes: list[bytes] = []
     for raw in values_of(statement):
         try:
-            hashes.append(ConsensusValue.from_xdr(raw).tx_set_hash)
+            hashes.append(decode_value(raw).tx_set_hash)
         except XdrError:
             continue  # the consensus core's validation rejects the statement
     return list(dict.fromkeys(hashes))

@@ -9,7 +9,8 @@ arrive again once it is useful). :class:`SignatureCache` remembers, for the
 most recent ``capacity`` envelopes, whether the signature verified, good AND
 bad, keyed by the SHA-256 of the envelope's XDR (statement and signature:
 strict decoding admits one encoding per envelope, so equal bytes mean equal
-envelopes and a forged copy with another signature is another key). Memory
+envelopes and a forged copy with another signature is another key; the
+intake passes the bytes the envelope was received as, not a re-encoding). Memory
 is 32 bytes of key plus a flag per entry, whatever the envelope's size.
 
 Pure: the verifier is passed in; hashing is the only work done here.

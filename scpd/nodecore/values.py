@@ -42,6 +42,7 @@ value is an expected event for the herder, not an exceptional one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import struct
@@ -66,6 +67,7 @@ __all__ = [
     "check_tx_set",
     "check_value",
     "combine_candidates",
+    "decode_value",
     "ledger_hash",
     "max_tx_set_xdr_size",
     "next_close_time",
@@ -84,6 +86,9 @@ _UINT64_MAX = (1 << 64) - 1
 _U32 = struct.Struct(">I")
 _PADDING = {1: bytes(3), 2: bytes(2), 3: bytes(1)}
 _EXT_V0 = frozenset({0})
+# Distinct values remembered decoded: a slot sees a handful (one per nominated tx set and their
+# composites), each named by hundreds of statements; a hostile flood of distinct values only evicts.
+VALUE_MEMORY = 4096
 
 
 def tx_id(tx: bytes) -> bytes:
@@ -123,6 +128,19 @@ class ConsensusValue(XdrType):
         tx_set_hash = r.fixed_opaque(HASH_SIZE, "ConsensusValue.txSetHash")
         r.enum("ConsensusValue.ext", _EXT_V0)
         return cls(close_time, tx_set_hash)
+
+
+@functools.lru_cache(maxsize=VALUE_MEMORY)
+def decode_value(data: bytes) -> ConsensusValue:
+    """``ConsensusValue.from_xdr``, decoded once per distinct value while remembered.
+
+    The same value bytes come in every statement that names them, and each
+    statement asks several times (the tx sets it names, validation,
+    combining). Decoding is a pure function of immutable bytes and a value is
+    immutable, so sharing one decoded value changes no result; a malformed
+    value raises ``XdrError`` every time (failures are not remembered).
+    """
+    return ConsensusValue.from_xdr(data)
 
 
 @dataclass(frozen=True, slots=True)

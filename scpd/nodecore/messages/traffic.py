@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Self
 
 from scpd.base.types import HASH_SIZE, SCPEnvelope, SCPQuorumSet
@@ -203,16 +203,45 @@ class QuorumSetMessage(OverlayMessage):
 @register_message
 @dataclass(frozen=True, slots=True)
 class ScpMessage(OverlayMessage):
+    """An SCP envelope, with its encoding kept beside it once known.
+
+    Strict decoding admits one encoding per envelope, so the bytes an envelope
+    was decoded from are its encoding: the intake keys the signature cache on
+    them and verifies the signature over their statement prefix, and a relay
+    sends them on, none of which encodes the envelope again. The bytes cannot
+    be passed in (``init=False``): only :meth:`unpack` (the received bytes) or
+    the first :attr:`envelope_xdr` (``envelope.to_xdr()``) sets them, so they
+    always equal the envelope's encoding. They take no part in equality.
+    """
+
     TYPE: ClassVar[int] = MessageType.SCP_MESSAGE
 
     envelope: SCPEnvelope
+    _xdr: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def envelope_xdr(self) -> bytes:
+        """The envelope's encoding: the bytes it was decoded from, else encoded once."""
+        if self._xdr is None:
+            object.__setattr__(self, "_xdr", self.envelope.to_xdr())
+        assert self._xdr is not None
+        return self._xdr
+
+    @property
+    def statement_xdr(self) -> bytes:
+        """The statement's encoding, the bytes its signature covers."""
+        return self.envelope.statement_xdr_in(self.envelope_xdr)
 
     def pack(self, p: Packer) -> None:
-        self.envelope.pack(p)
+        data = self.envelope_xdr
+        p.pack_fopaque(len(data), data)
 
     @classmethod
     def unpack(cls, r: Reader) -> Self:
-        return cls(SCPEnvelope.unpack(r))
+        start = r.position
+        message = cls(SCPEnvelope.unpack(r))
+        object.__setattr__(message, "_xdr", r.consumed_since(start))
+        return message
 
 
 @register_message
