@@ -39,7 +39,6 @@ from scpd.errors import OverlayError
 from scpd.node.envelope_log import EnvelopeLog
 from scpd.node.herder_io import StoreActions
 from scpd.node.ledger import LedgerStore
-from scpd.node.ledger_chain import LedgerRecord
 from scpd.node.metrics import Metrics
 from scpd.node.observer import MetricsObserver
 from scpd.node.overlay.overlay import Overlay
@@ -55,7 +54,7 @@ from scpd.nodecore.settings import CoreSettings
 from scpd.nodecore.storage import StorageHealth
 from scpd.nodecore.trust import TrustedQuorum
 from scpd.nodecore.txqueue import AddResult, Outcome, TxQueue
-from scpd.nodecore.values import ChainTip
+from scpd.nodecore.values import ChainTip, LedgerRecord
 from scpd.scp.scp import SCP
 
 __all__ = ["ExternalizedSlot", "Herder"]

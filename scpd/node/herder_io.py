@@ -17,11 +17,11 @@ import structlog
 
 from scpd.errors import LedgerError
 from scpd.node.ledger import LedgerStore
-from scpd.node.ledger_chain import LedgerRecord
 from scpd.node.ledger_db import StorageError
 from scpd.nodecore import actions as act
 from scpd.nodecore import events as ev
 from scpd.nodecore.catchup import CatchupEntry
+from scpd.nodecore.values import LedgerRecord
 
 __all__ = ["StoreActions"]
 

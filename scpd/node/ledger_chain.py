@@ -10,7 +10,6 @@ where it goes wrong (``LedgerStore.verify_chain``).
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ __all__ = [
     "SELECT_LEDGER",
     "ChainBreak",
     "ChainError",
-    "LedgerRecord",
     "blob_column",
     "check_proofs",
     "int_column",
@@ -42,57 +40,6 @@ __all__ = [
 
 class ChainError(LedgerError):
     """An append that would break the chain (a gap, a wrong previous hash, a mismatched tx set)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerRecord:
-    """One stored ledger: its entry, its tx set and its place in the chain."""
-
-    entry: LedgerEntry
-    tx_set: TxSet
-    previous_hash: bytes
-    hash: bytes
-
-    @property
-    def slot(self) -> int:
-        return self.entry.slot
-
-    @property
-    def value(self) -> ConsensusValue:
-        return self.entry.value
-
-    @property
-    def close_time(self) -> int:
-        return self.entry.close_time
-
-    @property
-    def tx_set_hash(self) -> bytes:
-        return self.entry.tx_set_hash
-
-    def describe(self, proofs: Iterable[SCPEnvelope] = (), bodies: bool = False) -> dict[str, object]:
-        """A JSON-ready summary (hashes in hex), shared by the CLI and the HTTP API.
-
-        Transactions are listed by id and size in tx set order; ``bodies`` adds
-        each transaction's bytes in base64.
-        """
-        txs: list[dict[str, object]] = []
-        for i, tx in zip(self.tx_set.tx_ids, self.tx_set.txs, strict=True):
-            item: dict[str, object] = {"id": i.hex(), "size": len(tx)}
-            if bodies:
-                item["base64"] = base64.b64encode(tx).decode("ascii")
-            txs.append(item)
-        return {
-            "slot": self.slot,
-            "hash": self.hash.hex(),
-            "previous_hash": self.previous_hash.hex(),
-            "close_time": self.close_time,
-            "tx_set_hash": self.tx_set_hash.hex(),
-            "value": self.value.to_xdr().hex(),
-            "tx_count": len(self.tx_set.txs),
-            "tx_bytes": self.tx_set.total_bytes,
-            "transactions": txs,
-            "proofs": [{"node": str(env.statement.node_id), "signature": env.signature.hex()} for env in proofs],
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,9 +37,9 @@ from scpd.base.keys import verify_envelope
 from scpd.base.quorum import is_quorum
 from scpd.base.types import NodeID, SCPEnvelope, SCPExternalize, SCPQuorumSet
 from scpd.node.ledger import LedgerStore
-from scpd.node.ledger_chain import ChainBreak, LedgerRecord
+from scpd.node.ledger_chain import ChainBreak
 from scpd.nodecore.catchup import CatchupEntry, check_entry
-from scpd.nodecore.values import GENESIS_CLOSE_TIME, GENESIS_HASH, ChainTip
+from scpd.nodecore.values import GENESIS_CLOSE_TIME, GENESIS_HASH, ChainTip, LedgerRecord
 
 __all__ = ["first_unproven_ledger"]
 

@@ -42,6 +42,7 @@ value is an expected event for the herder, not an exceptional one.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import itertools
@@ -50,7 +51,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
-from scpd.base.types import HASH_SIZE, XdrType
+from scpd.base.types import HASH_SIZE, SCPEnvelope, XdrType
 from scpd.base.xdr import Packer, Reader, XdrError, pack_fixed_opaque
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "ChainTip",
     "ConsensusValue",
     "LedgerEntry",
+    "LedgerRecord",
     "TxSet",
     "TxSetLimits",
     "check_close_time",
@@ -296,6 +298,57 @@ class ChainTip:
     slot: int
     hash: bytes
     close_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """One stored ledger: its entry, its tx set and its place in the chain."""
+
+    entry: LedgerEntry
+    tx_set: TxSet
+    previous_hash: bytes
+    hash: bytes
+
+    @property
+    def slot(self) -> int:
+        return self.entry.slot
+
+    @property
+    def value(self) -> ConsensusValue:
+        return self.entry.value
+
+    @property
+    def close_time(self) -> int:
+        return self.entry.close_time
+
+    @property
+    def tx_set_hash(self) -> bytes:
+        return self.entry.tx_set_hash
+
+    def describe(self, proofs: Iterable[SCPEnvelope] = (), bodies: bool = False) -> dict[str, object]:
+        """A JSON-ready summary (hashes in hex), shared by the CLI and the HTTP API.
+
+        Transactions are listed by id and size in tx set order; ``bodies`` adds
+        each transaction's bytes in base64.
+        """
+        txs: list[dict[str, object]] = []
+        for i, tx in zip(self.tx_set.tx_ids, self.tx_set.txs, strict=True):
+            item: dict[str, object] = {"id": i.hex(), "size": len(tx)}
+            if bodies:
+                item["base64"] = base64.b64encode(tx).decode("ascii")
+            txs.append(item)
+        return {
+            "slot": self.slot,
+            "hash": self.hash.hex(),
+            "previous_hash": self.previous_hash.hex(),
+            "close_time": self.close_time,
+            "tx_set_hash": self.tx_set_hash.hex(),
+            "value": self.value.to_xdr().hex(),
+            "tx_count": len(self.tx_set.txs),
+            "tx_bytes": self.tx_set.total_bytes,
+            "transactions": txs,
+            "proofs": [{"node": str(env.statement.node_id), "signature": env.signature.hex()} for env in proofs],
+        }
 
 
 def ledger_hash(previous_hash: bytes, entry: LedgerEntry) -> bytes:

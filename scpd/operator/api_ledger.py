@@ -29,8 +29,8 @@ from aiohttp import web
 
 from scpd.errors import LedgerError
 from scpd.node.ledger import LedgerStore
-from scpd.node.ledger_chain import LedgerRecord
 from scpd.nodecore.txqueue import AddResult, Outcome, Refusal
+from scpd.nodecore.values import LedgerRecord
 from scpd.operator.http_api import CONTEXT_KEY, NodeContext
 
 __all__ = ["BASE64_CONTENT_TYPE", "MAX_BATCH_BODY", "MAX_BATCH_TXS", "add_routes"]

@@ -2,7 +2,7 @@
 
 :class:`SimStore` keeps what the daemon's SQLite store keeps (the chain of
 ledgers with their tx sets and proofs, the node's own latest envelopes with
-the tx sets it proposed, learned quorum sets, acknowledged transactions) and
+the tx sets they name, learned quorum sets, acknowledged transactions) and
 answers the node core's read-only questions (``scpd.nodecore.observer.
 LedgerView``). A write either happens whole or raises :class:`DiskFailure`,
 which the shell reports to the core as a failed write that may be retried; a
@@ -23,14 +23,14 @@ from scpd.nodecore.values import (
     GENESIS_CLOSE_TIME,
     GENESIS_HASH,
     ChainTip,
-    ConsensusValue,
     LedgerEntry,
+    LedgerRecord,
     TxSet,
     ledger_hash,
     tx_id,
 )
 
-__all__ = ["ChainRefused", "DiskFailure", "SimRecord", "SimStore"]
+__all__ = ["ChainRefused", "DiskFailure", "SimStore"]
 
 
 class DiskFailure(Exception):
@@ -41,24 +41,11 @@ class ChainRefused(Exception):
     """The store refused a ledger that does not link to its tip."""
 
 
-@dataclass(frozen=True, slots=True)
-class SimRecord:
-    """One stored ledger (what the core reads back as ``latest()``)."""
-
-    entry: LedgerEntry
-    tx_set: TxSet
-    hash: bytes
-
-    @property
-    def value(self) -> ConsensusValue:
-        return self.entry.value
-
-
 @dataclass
 class SimStore:
     """A node's durable state; ``failing`` is set by the scenario while its disk fails."""
 
-    ledgers: dict[int, SimRecord] = field(default_factory=dict)
+    ledgers: dict[int, LedgerRecord] = field(default_factory=dict)
     proofs: dict[int, dict[bytes, SCPEnvelope]] = field(default_factory=dict)
     own: dict[tuple[int, bool], SCPEnvelope] = field(default_factory=dict)
     tx_sets: dict[bytes, tuple[int, TxSet]] = field(default_factory=dict)
@@ -76,7 +63,7 @@ class SimStore:
             return ChainTip(0, GENESIS_HASH, GENESIS_CLOSE_TIME)
         return ChainTip(last.entry.slot, last.hash, last.entry.close_time)
 
-    def latest(self) -> SimRecord | None:
+    def latest(self) -> LedgerRecord | None:
         return self.ledgers[len(self.ledgers)] if self.ledgers else None
 
     def get_tx_set(self, tx_set_hash: bytes) -> TxSet | None:
@@ -118,14 +105,14 @@ class SimStore:
             for tx_set in tx_sets:
                 self.tx_sets.setdefault(tx_set.hash(), (slot, tx_set))
 
-    def append_ledger(self, entry: LedgerEntry, tx_set: TxSet, proofs: Iterable[SCPEnvelope]) -> SimRecord:
+    def append_ledger(self, entry: LedgerEntry, tx_set: TxSet, proofs: Iterable[SCPEnvelope]) -> LedgerRecord:
         tip = self.tip()
         if entry.slot != tip.slot + 1 or tx_set.previous_ledger_hash != tip.hash:
             raise ChainRefused(f"slot {entry.slot} does not follow ledger {tip.slot}")
         if tx_set.hash() != entry.tx_set_hash:
             raise ChainRefused(f"slot {entry.slot}: the tx set given is not the one the value names")
         self._check_disk()
-        record = SimRecord(entry, tx_set, ledger_hash(tip.hash, entry))
+        record = LedgerRecord(entry, tx_set, tip.hash, ledger_hash(tip.hash, entry))
         self.ledgers[entry.slot] = record
         self.ledger_tx_sets.setdefault(entry.tx_set_hash, tx_set)
         self.included.update(tx_set.tx_ids)
