@@ -87,11 +87,16 @@ def test_a_node_is_joining_then_synced_then_stuck_when_its_quorum_goes(tmp_path:
         answers: list[tuple[int, dict[str, Any]]] = []
 
         def settled() -> bool:
-            # Members move through slots independently: wait for an answer where all agree and are known.
+            # Members move through slots independently: wait for an answer where all agree and are known,
+            # each with a statement for a slot we have not closed. A member's statements for a slot we
+            # wrote before they arrived never reach the consensus core (they are kept as late proofs),
+            # so on a loaded machine its latest statement can trail for a slot or two (seen once in 80).
             answers.append(get(port, "/quorum"))
             body = answers[-1][1]
-            states = {m["state"] for m in body["quorum_set"]["validators"]}
-            return states == {"agree"} and body["transitive"]["nodes_with_known_quorum_sets"] == 3
+            members = body["quorum_set"]["validators"]
+            current = all(m["latest"] is not None and m["latest"]["slot"] >= body["last_closed_slot"] for m in members)
+            states = {m["state"] for m in members}
+            return current and states == {"agree"} and body["transitive"]["nodes_with_known_quorum_sets"] == 3
 
         wait_for(settled, 30, "node1 to hear every member agree and know every quorum set")
         status, quorum = answers[-1]
