@@ -94,3 +94,34 @@ def test_a_stuck_slot_refloods_our_stored_statements_and_asks_for_others() -> No
         Send(net.b.public_key, GetScpState(0)),
         ArmTimer(TICK, 0.5),
     ]
+
+
+def state_requests(actions: list[object]) -> list[object]:
+    return [a.peer for a in actions if isinstance(a, Send) and isinstance(a.message, GetScpState)]
+
+
+def test_a_stuck_slot_asks_two_peers_at_a_time_trusted_ones_first_and_each_in_turn() -> None:
+    net = make_net(CoreSettings(rebroadcast_interval=2.0))
+    strangers = [bytes([200 + i]) * 32 for i in range(3)]
+    for stranger in strangers:
+        net.handle(ev.PeerConnected(stranger, T0))
+    net.handle(ev.Started(T0))
+    # a and b are in our quorum set; the strangers are asked only when no trusted peer is connected.
+    assert state_requests(net.handle(ev.TimerFired(TICK, T0 + 2.0))) == [net.a.public_key, net.b.public_key]
+    net.handle(ev.PeerGone(net.a.public_key, T0 + 2.5))
+    net.handle(ev.PeerGone(net.b.public_key, T0 + 2.5))
+    asked = state_requests(net.handle(ev.TimerFired(TICK, T0 + 4.0)))
+    asked += state_requests(net.handle(ev.TimerFired(TICK, T0 + 6.0)))
+    assert len(asked) == 4 and set(asked) == set(strangers)
+
+
+def test_waiting_for_our_own_cadence_is_not_a_stall() -> None:
+    net, write = solo(interval=30.0)
+    assert net.core.settings.rebroadcast_interval < 30.0
+    assert written(net, write, T0 + 0.5)[-1] == ArmTimer(CADENCE, 29.5)
+    net.handle(ev.PeerConnected(net.a.public_key, T0 + 0.5))
+    # Slot 2 starts at T0 + 30: until then no tick re-floods or asks anyone, however long it waits.
+    for second in range(1, 30):
+        assert net.handle(ev.TimerFired(TICK, T0 + second)) == [ArmTimer(TICK, 0.5)]
+    actions = net.handle(ev.TimerFired(CADENCE, T0 + 30))
+    assert [a.entry.slot for a in actions if isinstance(a, WriteLedger)] == [2]

@@ -6,9 +6,13 @@ slot we never nominated ourselves (learned by catch-up, or decided before a
 restart) counts as started when its ledger is written. Nothing is nominated
 before the ledger before it is written, so a disk that fails starts no slot.
 
-The tick (every ``rebroadcast_interval``, at most every half second) re-floods
-our latest statements and asks peers for theirs when the slot has made no
-progress for ``rebroadcast_interval``, and retries catch-up.
+The tick (every ``rebroadcast_interval``, at most every half second) retries
+catch-up, and when a slot we are working on has made no progress for
+``rebroadcast_interval`` it re-floods our latest statements and asks two peers
+for theirs (stellar-core's getMoreSCPState asks two random peers): one answer
+for a decided slot already carries the statements of every node that decided
+it, and asking every peer would make N answers of N statements each. Waiting
+for our own cadence to start the next slot is not a stall.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ from scpd.nodecore.messages import GetScpState
 from scpd.nodecore.values import ConsensusValue, TxSet, next_close_time
 
 if TYPE_CHECKING:
+    from scpd.base.types import NodeID
     from scpd.nodecore.core import NodeCore
 
 __all__ = ["Cadence"]
 
 # The tick's period never exceeds this, so catch-up retries stay prompt.
 MAX_TICK = 0.5
+# Peers asked for their statements per stalled tick, in turn (trusted ones first).
+STATE_PEERS = 2
 
 
 class Cadence:
@@ -35,6 +42,8 @@ class Cadence:
         self._nominated_at: dict[int, float] = {}
         self.last_progress = 0.0
         self._last_rebroadcast = 0.0
+        # Where the next stalled tick starts in the peer list, so that every peer is asked in turn.
+        self._ask_cursor = 0
 
     def start(self) -> None:
         core = self._core
@@ -78,14 +87,32 @@ class Cadence:
         core = self._core
         interval = core.settings.rebroadcast_interval
         now = core.now
-        if now - self.last_progress >= interval and now - self._last_rebroadcast >= interval:
+        if self._stalled() and now - self._last_rebroadcast >= interval:
             self._last_rebroadcast = now
             slot = core.current_slot
             core.outbox.rebroadcast(slot)
-            for peer in core.peers:
+            for peer in self._peers_to_ask():
                 core.emit(Send(peer, GetScpState(max(slot - 1, 0))))
         core.catching.maybe_catch_up()
         core.emit(ArmTimer(TimerKey(TimerKind.TICK), self._tick_period()))
+
+    def _stalled(self) -> bool:
+        """No progress for an interval on the slot we nominated (before its nomination we are waiting, not stuck)."""
+        core = self._core
+        return (
+            core.current_slot in self._nominated_at
+            and core.now - self.last_progress >= core.settings.rebroadcast_interval
+        )
+
+    def _peers_to_ask(self) -> list[NodeID]:
+        """The next STATE_PEERS peers in turn, from those we trust when any is connected."""
+        core = self._core
+        candidates = [n for n in core.peers if n in core.trust] or list(core.peers)
+        if not candidates:
+            return []
+        start = self._ask_cursor % len(candidates)
+        self._ask_cursor = start + STATE_PEERS
+        return (candidates[start:] + candidates[:start])[:STATE_PEERS]
 
     def _tick_period(self) -> float:
         return min(self._core.settings.rebroadcast_interval, MAX_TICK)
