@@ -11,7 +11,7 @@ import pytest
 from scpd.analysis.blocking import minimal_hitting_sets
 from scpd.analysis.engine import Engine
 from scpd.analysis.fbas import Fbas, Node, QSet
-from scpd.analysis.quorums import disjoint_quorums, minimal_quorums
+from scpd.analysis.quorums import Budget, SearchTooLarge, disjoint_quorums, minimal_quorums, top_tier
 from scpd.analysis.report import analyze
 from scpd.analysis.splitting import minimal_splitting_sets
 
@@ -99,6 +99,7 @@ def test_engine_matches_brute_force(seed: int) -> None:
     mq = minimal_quorums(engine)
     assert as_sets(engine, mq) == expected["minimal_quorums"]
     assert len(mq) == len(expected["minimal_quorums"])  # each found once
+    assert engine.to_original(top_tier(engine)) == expected["top_tier"]
     pair = disjoint_quorums(engine)
     has_quorum = bool(expected["minimal_quorums"])
     assert (has_quorum and pair is None) == expected["intersection"]
@@ -132,6 +133,31 @@ def test_report_matches_brute_force(seed: int) -> None:
         assert set(result.minimal_splitting_sets.sets) == {s for s in tier_splitting if s <= expected["top_tier"]}
     elif expected["minimal_quorums"]:
         assert result.minimal_splitting_sets.sets == (frozenset(),)
+
+
+def symmetric(n: int) -> Engine:
+    names = tuple(f"n{i}" for i in range(n))
+    return Engine.build(Fbas(tuple(Node(k, QSet(n - (n - 1) // 3, names, ())) for k in names)))
+
+
+def test_the_top_tier_of_a_symmetric_network_is_found_without_listing_its_minimal_quorums() -> None:
+    # 25 validators, 17 of 25: C(25, 17) = 1,081,575 minimal quorums, a node asked for its top tier
+    # every time a quorum set changes; skipping branches that cannot add a node finds it in a few dozen.
+    engine = symmetric(25)
+    budget = Budget(100)
+    assert top_tier(engine, budget=budget) == engine.capable
+    assert disjoint_quorums(engine, budget=budget) is None
+
+
+def test_a_search_past_its_budget_stops_with_search_too_large() -> None:
+    engine = symmetric(12)
+    with pytest.raises(SearchTooLarge):
+        minimal_quorums(engine, budget=Budget(500))
+    with pytest.raises(SearchTooLarge):
+        top_tier(engine, budget=Budget(3))
+    with pytest.raises(SearchTooLarge):
+        disjoint_quorums(engine, budget=Budget(2))
+    assert len(minimal_quorums(engine)) == 220  # C(12, 9): the unbounded search still lists them all
 
 
 def test_random_networks_cover_the_interesting_cases() -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from scpd.analysis.engine import Engine
 from scpd.analysis.fbas import Fbas, Node, QSet
-from scpd.analysis.quorums import disjoint_quorums
+from scpd.analysis.quorums import Budget, SearchTooLarge, disjoint_quorums
 from scpd.base.types import NodeID, SCPQuorumSet
 
 __all__ = ["LocalReport", "check_local_quorum", "qset_from_scp"]
@@ -33,7 +33,7 @@ __all__ = ["LocalReport", "check_local_quorum", "qset_from_scp"]
 
 @dataclass(frozen=True)
 class LocalReport:
-    intersection: bool  # every two quorums share a node
+    intersection: bool | None  # every two quorums share a node (None: not known, the search ran out of budget)
     evidence: tuple[frozenset[NodeID], frozenset[NodeID]] | None  # two disjoint quorums, if any
     in_quorum: bool  # the local node belongs to some quorum
     blocking_nodes: tuple[NodeID, ...]  # each alone, failing, leaves the local node without a quorum
@@ -42,7 +42,7 @@ class LocalReport:
 
     @property
     def ok(self) -> bool:
-        return self.intersection and self.in_quorum and not self.blocking_nodes and not self.blocking_orgs
+        return self.intersection is True and self.in_quorum and not self.blocking_nodes and not self.blocking_orgs
 
     def problems(self, label: Callable[[NodeID], str] = str) -> list[str]:
         """One readable line per problem, empty when ``ok``; ``label`` names a node."""
@@ -52,6 +52,8 @@ class LocalReport:
         if self.evidence is not None:
             a, b = (", ".join(sorted(label(n) for n in q)) for q in self.evidence)
             out.append(f"no quorum intersection: {{{a}}} and {{{b}}} are disjoint quorums")
+        elif self.intersection is None:
+            out.append("quorum intersection not known: the network is too large to search within the budget")
         elif not self.intersection and self.in_quorum:
             out.append("no quorum intersection")
         if self.blocking_nodes:
@@ -76,8 +78,12 @@ def check_local_quorum(
     known: Mapping[NodeID, SCPQuorumSet],
     orgs: Mapping[NodeID, str] | None = None,
     unknown_like_local: bool = False,
+    budget: Budget | None = None,
 ) -> LocalReport:
-    """Analyse the network made of the local node, the known validators and those they name."""
+    """Analyse the network made of the local node, the known validators and those they name.
+
+    With a ``budget``, an intersection search that runs past it leaves ``intersection`` None.
+    """
     qsets: dict[str, QSet | None] = {str(n): qset_from_scp(q) for n, q in known.items()}
     local_key = str(local_node)
     qsets[local_key] = qset_from_scp(local_qset)
@@ -101,7 +107,11 @@ def check_local_quorum(
         return engine.max_quorum(engine.capable & ~failed) & local_bit != 0
 
     in_quorum = survives(0)
-    pair = disjoint_quorums(engine)
+    searched = True
+    try:
+        pair = disjoint_quorums(engine, budget=budget)
+    except SearchTooLarge:
+        pair, searched = None, False
     evidence = None
     if pair is not None:
         evidence = (_node_ids(engine, pair[0], keys, ids), _node_ids(engine, pair[1], keys, ids))
@@ -119,7 +129,7 @@ def check_local_quorum(
                 members.setdefault(org, set()).add(i)
         blocking_orgs = sorted(o for o, nodes in members.items() if not survives(engine.from_original(nodes)))
     return LocalReport(
-        intersection=engine.max_quorum(engine.capable) != 0 and pair is None,
+        intersection=(engine.max_quorum(engine.capable) != 0 and pair is None) if searched else None,
         evidence=evidence,
         in_quorum=in_quorum,
         blocking_nodes=tuple(blocking_nodes),
