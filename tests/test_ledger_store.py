@@ -30,6 +30,7 @@ from scpd.errors import LedgerError
 from scpd.node.ledger import LedgerStore
 from scpd.node.ledger_chain import ChainError
 from scpd.node.ledger_schema import DB_FILENAME, SCHEMA_VERSION
+from scpd.node.metrics import LEDGER_WRITE_KINDS
 from scpd.nodecore.values import GENESIS_HASH, ChainTip, ConsensusValue, LedgerEntry, TxSet, tx_id
 
 NET = network_id("scpd ledger tests")
@@ -555,3 +556,21 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+def test_every_kind_of_write_has_its_latency_series_from_the_start(tmp_path: Path) -> None:
+    # scpd_ledger_write_seconds{kind} is created for LEDGER_WRITE_KINDS at start: a kind the store
+    # writes but the list lacks appears late; a kind it lists but never writes is a dead series.
+    kinds: set[str] = set()
+    with LedgerStore.open_data_dir(tmp_path / "data", write_observer=lambda kind, _: kinds.add(kind)) as store:
+        append_next(store, [b"tx one"])
+        tip = store.tip()
+        entry = store.get(tip.slot)
+        assert entry is not None
+        store.add_proofs(tip.slot, [externalize(KEYS[2], tip.slot, entry.value)])
+        store.save_pending_txs([b"tx two"])
+        nomination = SCPNomination(QSET_HASH, (), ())
+        store.save_own_envelopes([(sign_statement(KEYS[0], NET, SCPStatement(KEYS[0].node_id, 2, nomination)), [])])
+        store.prune_own_envelopes(1)
+        store.save_quorum_set(SCPQuorumSet(1, (KEYS[0].node_id,)))
+    assert kinds == set(LEDGER_WRITE_KINDS)

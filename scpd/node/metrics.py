@@ -71,7 +71,8 @@ ENVELOPE_REJECT_REASONS = (
     "pending_full",  # a future slot's envelope: the pending queue is full of nearer slots
 )
 TIMERS = ("nomination", "ballot")
-LEDGER_WRITE_KINDS = ("ledger", "own_envelope", "prune", "quorum_set", "peer")
+# Every kind LedgerStore writes (ledger_db.LedgerDatabase.write), so each series exists from the start.
+LEDGER_WRITE_KINDS = ("ledger", "own_envelope", "proofs", "pending_txs", "prune", "quorum_set")
 # Writes the herder retries when they fail (StorageHealth), for scpd_storage_write_failures.
 STORAGE_RETRIED_KINDS = ("ledger", "own_envelope")
 TX_SOURCES = ("peer", "api")
