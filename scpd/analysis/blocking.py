@@ -16,14 +16,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scpd.analysis.engine import bits
+from scpd.analysis.quorums import Budget
 
 __all__ = ["minimal_hitting_sets"]
 
 
-def minimal_hitting_sets(sets: Sequence[int]) -> list[int]:
+def minimal_hitting_sets(sets: Sequence[int], budget: Budget | None = None) -> list[int]:
     """Every minimal set (mask) meeting each of ``sets``; ``[0]`` when there is nothing to meet.
 
     When one of ``sets`` is empty nothing can meet it, and the answer is ``[]``.
+    A ``budget`` is spent one step per branch (``SearchTooLarge`` past it).
     """
     if any(s == 0 for s in sets):
         return []
@@ -38,7 +40,7 @@ def minimal_hitting_sets(sets: Sequence[int]) -> list[int]:
         for v in bits(s):
             hits[v] |= 1 << i
     out: list[int] = []
-    _mmcs(sets, hits, 0, {}, (1 << len(sets)) - 1, universe, out)
+    _mmcs(sets, hits, 0, {}, (1 << len(sets)) - 1, universe, out, budget)
     return out
 
 
@@ -50,7 +52,10 @@ def _mmcs(
     uncovered: int,
     cand: int,
     out: list[int],
+    budget: Budget | None,
 ) -> None:
+    if budget is not None:
+        budget.spend()
     if not uncovered:
         out.append(chosen)
         return
@@ -70,5 +75,5 @@ def _mmcs(
         new_crit = {u: c & ~covered for u, c in crit.items()}
         if all(new_crit.values()):
             new_crit[v] = covered & uncovered
-            _mmcs(sets, hits, chosen | 1 << v, new_crit, uncovered & ~covered, cand, out)
+            _mmcs(sets, hits, chosen | 1 << v, new_crit, uncovered & ~covered, cand, out, budget)
         cand |= 1 << v

@@ -27,23 +27,28 @@ from __future__ import annotations
 import itertools
 
 from scpd.analysis.engine import Engine, bits
-from scpd.analysis.quorums import disjoint_quorums
+from scpd.analysis.quorums import Budget, disjoint_quorums
 
 __all__ = ["minimal_splitting_sets", "splits"]
 
 
-def splits(engine: Engine, faulty: int, universe: int | None = None) -> tuple[int, int] | None:
+def splits(
+    engine: Engine, faulty: int, universe: int | None = None, budget: Budget | None = None
+) -> tuple[int, int] | None:
     """Two disjoint quorums once ``faulty`` is deleted, or None."""
     if universe is None:
         universe = engine.capable
-    return disjoint_quorums(engine, universe & ~faulty, faulty)
+    return disjoint_quorums(engine, universe & ~faulty, faulty, budget)
 
 
-def minimal_splitting_sets(engine: Engine, universe: int | None = None) -> list[int]:
-    """Every minimal splitting set of the nodes in ``universe`` (all by default)."""
+def minimal_splitting_sets(engine: Engine, universe: int | None = None, budget: Budget | None = None) -> list[int]:
+    """Every minimal splitting set of the nodes in ``universe`` (all by default).
+
+    A ``budget`` is shared by the search and the intersection checks it makes.
+    """
     if universe is None:
         universe = engine.capable
-    if splits(engine, 0, universe) is not None:
+    if splits(engine, 0, universe, budget) is not None:
         return [0]
     referenced = 0
     for v in bits(universe & engine.capable):
@@ -57,14 +62,20 @@ def minimal_splitting_sets(engine: Engine, universe: int | None = None) -> list[
     # and a candidate that would complete a known splitting set is no help.
     limit = 1
     while True:
-        cut = _search(engine, universe, candidates, twin_before, found, limit)
+        cut = _search(engine, universe, candidates, twin_before, found, limit, budget)
         if not cut:
             return sorted(found, key=lambda m: (m.bit_count(), m))
         limit += 1
 
 
 def _search(
-    engine: Engine, universe: int, candidates: list[int], twin_before: dict[int, int], found: list[int], limit: int
+    engine: Engine,
+    universe: int,
+    candidates: list[int],
+    twin_before: dict[int, int],
+    found: list[int],
+    limit: int,
+    budget: Budget | None,
 ) -> bool:
     """Record the splitting sets of exactly ``limit`` nodes; True if some branch was cut by the limit.
 
@@ -77,8 +88,10 @@ def _search(
     stack: list[tuple[int, int, int]] = [(0, 0, 0)]  # (next candidate, S, |S|)
     while stack:
         i, chosen, size = stack.pop()
+        if budget is not None:
+            budget.spend()
         if size == limit:
-            if not any(not f & ~chosen for f in found) and splits(engine, chosen, universe) is not None:
+            if not any(not f & ~chosen for f in found) and splits(engine, chosen, universe, budget) is not None:
                 found.extend(_images(chosen, twin_before))
             continue
         if i == n:
@@ -88,7 +101,7 @@ def _search(
             bit = 1 << c
             if not any(not f & ~(chosen | bit) for f in found):
                 rest |= bit
-        if not rest or disjoint_quorums(engine, universe & ~chosen, chosen | rest) is None:
+        if not rest or disjoint_quorums(engine, universe & ~chosen, chosen | rest, budget) is None:
             continue
         if size + 1 == limit and n - i > 1:
             cut = True

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from scpd.analysis.fbas import Fbas, Organizations, load_fbas, load_organizations
-from scpd.analysis.report import ANALYSIS_STEPS, Analysis, SetFigure, analyze, merge_by_org, merge_nodes
+from scpd.analysis.report import (
+    ANALYSIS_STEPS,
+    MAX_STEPS,
+    Analysis,
+    SetFigure,
+    analyze,
+    merge_by_org,
+    merge_nodes,
+)
 from scpd.cli.output import print_json, progress
 
 EPILOG = """\
@@ -17,6 +26,12 @@ its node by node.public_key, or else by the key of its node.seed or
 node.seed_file.
 
 On a terminal, a progress bar on stderr names the step being computed.
+
+The figures after quorum intersection share a budget of --max-steps search
+steps: a network past it (25 symmetric validators have over a million
+minimal quorums) gets the figures found before, its top tier,
+"complete": false and "incomplete": the step that stopped, and one line on
+stderr.
 
 Node ids are indices into the input list unless --keys is given.
 
@@ -45,7 +60,21 @@ def register(sub: Any) -> None:
         help="analyse only the nodes that matter (in some quorum and named by such a node)",
     )
     p.add_argument("--intersection-only", action="store_true", help="only check quorum intersection (fast)")
+    p.add_argument(
+        "--max-steps",
+        type=_positive,
+        default=MAX_STEPS,
+        metavar="N",
+        help=f"search steps for the figures after intersection (default {MAX_STEPS:,})",
+    )
     p.set_defaults(handler=run_analyze)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive number: {text}")
+    return value
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -58,6 +87,13 @@ def run_analyze(args: argparse.Namespace) -> int:
             only_core=args.only_core,
             intersection_only=args.intersection_only,
             progress=None if bar is None else lambda i, what: bar(i, what),
+            max_steps=args.max_steps,
+        )
+    if result.incomplete is not None:
+        print(
+            f"scpd: quorum analyze: {result.incomplete} need more than {args.max_steps:,} search steps;"
+            " it and the figures after it are left out (--max-steps)",
+            file=sys.stderr,
         )
     doc = to_json(result, fbas, orgs, keys=args.keys, list_sets=args.list)
     if args.format == "json":
@@ -83,7 +119,10 @@ def to_json(result: Analysis, fbas: Fbas, orgs: Organizations | None, *, keys: b
         "has_quorum": result.has_quorum,
         "has_quorum_intersection": result.has_quorum_intersection,
         "disjoint_quorums": None if result.evidence is None else [nodes(q) for q in result.evidence],
+        "complete": result.incomplete is None,
     }
+    if result.incomplete is not None:
+        doc["incomplete"] = result.incomplete
     if result.top_tier is not None:
         doc["top_tier"] = nodes(result.top_tier)
         doc["top_tier_size"] = len(result.top_tier)
@@ -142,6 +181,8 @@ def to_text(doc: dict[str, Any]) -> str:
     if doc["disjoint_quorums"]:
         for q in doc["disjoint_quorums"]:
             lines.append(f"  disjoint quorum        {_set_text(q)}")
+    if "incomplete" in doc:
+        lines.append(f"incomplete               {doc['incomplete']} and later figures need more search steps")
     lines.extend(_section(doc))
     if "organizations" in doc:
         lines.append("")
