@@ -88,6 +88,9 @@ class Localnet:
         self.printed = 0
         self.diverged = False
         self.all_died = False
+        # Nodes whose death has been reported. Counted here, not from return codes: a node reaped
+        # before its log reader finished must still be reported before localnet stops.
+        self._reported_dead: set[str] = set()
         self._done = asyncio.Event()
 
     def prepare(self) -> list[Path]:
@@ -174,7 +177,8 @@ class Localnet:
         print(f"localnet: {name} exited with code {code}; last lines of {name}.log:", file=sys.stderr, flush=True)
         for line in tail:
             print(f"  [{name}] {line}", file=sys.stderr, flush=True)
-        if all(p.returncode is not None for p in self.procs.values()) and len(self.procs) == self.n:
+        self._reported_dead.add(name)
+        if len(self._reported_dead) == self.n:
             self.all_died = True
             self._done.set()
 
