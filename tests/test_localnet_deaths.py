@@ -26,7 +26,6 @@ class DeadProcess:
     @staticmethod
     async def _lines(lines: list[bytes]) -> AsyncIterator[bytes]:
         for line in lines:
-            await asyncio.sleep(0)
             yield line
 
     async def wait(self) -> int:
