@@ -98,3 +98,30 @@ def test_a_message_relayed_later_skips_the_peer_it_came_from() -> None:
     tx = Transaction(b"waited for its tx set")
     assert relay.relay(tx, origin=NODES[1]) == 2
     assert fakes[NODES[1]].sent == []
+
+
+def test_the_relay_targets_of_a_signer_follow_new_hints_and_peers() -> None:
+    # The targets per signer are remembered; each change below must be seen by the next envelope.
+    signer, near, sender = NODES[1:4]
+    relay, fakes, _ = setup(signer, near, sender)
+
+    def relayed_to(slot: int) -> set[NodeID]:
+        for fake in fakes.values():
+            fake.sent.clear()
+        message = envelope(signer, slot)
+        assert receive(relay, fakes, sender, message)
+        relay.judged(message, encode_message(message), Verdict.ACCEPT)
+        return {n for n, f in fakes.items() if f.sent}
+
+    assert relayed_to(1) == {near}
+    relay.on_neighbors(cast(Peer, fakes[near]), Neighbors((signer,)))
+    assert relayed_to(2) == set()  # near now hears the signer first hand
+    late = NODES[4]
+    fakes[late] = FakePeer(late)
+    relay.peers_changed()
+    assert relayed_to(3) == {late}
+    del fakes[near]
+    relay.peer_gone(near)
+    fakes[near] = FakePeer(near)  # back, but has not said yet whom it is connected to
+    relay.peers_changed()
+    assert relayed_to(4) == {near, late}

@@ -322,6 +322,7 @@ class Overlay:
         )
         new = node not in self._peers
         self._peers[node] = peer
+        self._relay.peers_changed()
         if new and self._watcher is not None:
             self._watcher(node, True)
         peer.start()
