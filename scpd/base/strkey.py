@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 
 from scpd.errors import KeyFormatError
 
@@ -22,24 +23,9 @@ _STRKEY_LEN = 56
 _ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 
 
-def _crc16_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return table
-
-
-_CRC_TABLE = _crc16_table()
-
-
 def crc16_xmodem(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ byte) & 0xFF]
-    return crc
+    # CRC-16/XMODEM is CRC-CCITT from 0, which binascii computes in C.
+    return binascii.crc_hqx(data, 0)
 
 
 def _encode(version: int, key: bytes) -> str:
@@ -71,7 +57,10 @@ def _decode(version: int, text: str) -> bytes:
     return key
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_public_key(key: bytes) -> str:
+    # Cached: logs, metrics labels and the status pages name the same few hundred nodes over and
+    # over. Public keys only: a seed must not linger in a cache.
     return _encode(VERSION_PUBLIC_KEY, key)
 
 
