@@ -31,7 +31,7 @@ from scpd.analysis.engine import Engine
 from scpd.analysis.fbas import Fbas, Node
 from scpd.analysis.local import check_local_quorum, qset_from_scp
 from scpd.analysis.quorums import Budget, SearchTooLarge, top_tier
-from scpd.base.quorum import all_validators, quorum_set_hash
+from scpd.base.quorum import all_validators
 from scpd.base.types import NodeID, SCPExternalize, SCPQuorumSet
 from scpd.node.herder import ExternalizedSlot, Herder
 from scpd.node.metrics import Metrics
@@ -114,10 +114,11 @@ class NodeWatch:
     async def transitive(self) -> dict[str, Any]:
         """The analysis of every quorum set seen, recomputed (off the loop) only when they change."""
         async with self._analysing:
-            known = seen_quorum_sets(self.herder)
-            key = tuple(sorted((n.ed25519, quorum_set_hash(q)) for n, q in known.items()))
+            seen = seen_quorum_sets(self.herder)
+            key = tuple(sorted((n.ed25519, qset_hash) for n, (qset_hash, _) in seen.items()))
             if self._analysis is None or self._analysis.key != key:
                 herder = self.herder
+                known = {n: qset for n, (_, qset) in seen.items()}
                 result = await asyncio.to_thread(
                     analyse, herder.node_id, herder.scp.quorum_set, known, self.config.label
                 )
@@ -137,9 +138,15 @@ class NodeWatch:
         self.metrics.quorum_critical_nodes.set(len(result["single_nodes_that_halt_us"]) if complete else nan)
 
 
-def seen_quorum_sets(herder: Herder) -> dict[NodeID, SCPQuorumSet]:
-    """The quorum set each node reachable from ours last declared, as far as we have heard."""
-    seen: dict[NodeID, SCPQuorumSet] = {}
+def seen_quorum_sets(herder: Herder) -> dict[NodeID, tuple[bytes, SCPQuorumSet]]:
+    """The quorum set (with its hash) each node reachable from ours last declared, as far as we have heard.
+
+    Runs every tick, so it stays cheap on a big network: the hashes come from
+    the statements (nothing is encoded again), and each distinct quorum set is
+    walked once (on a symmetric network every node declares the same one).
+    """
+    seen: dict[NodeID, tuple[bytes, SCPQuorumSet]] = {}
+    walked: set[bytes] = set()
     frontier = list(all_validators(herder.scp.quorum_set))
     while frontier:
         node = frontier.pop()
@@ -152,8 +159,10 @@ def seen_quorum_sets(herder: Herder) -> dict[NodeID, SCPQuorumSet]:
         qset_hash = pledges.commit_quorum_set_hash if isinstance(pledges, SCPExternalize) else pledges.quorum_set_hash
         qset = herder.get_quorum_set(qset_hash)
         if qset is not None:
-            seen[node] = qset
-            frontier.extend(all_validators(qset))
+            seen[node] = (qset_hash, qset)
+            if qset_hash not in walked:
+                walked.add(qset_hash)
+                frontier.extend(all_validators(qset))
     return seen
 
 
