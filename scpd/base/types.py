@@ -119,7 +119,7 @@ class PublicKey(XdrType):
     # written out, they skip the generated versions' tuple of fields.
     def __eq__(self, other: object) -> bool:
         if other.__class__ is PublicKey:
-            return self.ed25519 == other.ed25519  # type: ignore[attr-defined]
+            return self.ed25519 == other.ed25519
         return NotImplemented
 
     def __hash__(self) -> int:

@@ -5,6 +5,10 @@ may succeed later) is reported as a retryable failure and the core retries;
 any other ``LedgerError`` is a refusal. Best-effort writes (late proofs,
 quorum sets, pruning, checkpoints) only log when they fail: nothing depends
 on them but a later convenience.
+
+Late proofs come one EXTERNALIZE at a time, several per slot, so they wait
+``PROOF_BATCH_SECONDS`` and are written together: one transaction and one
+worker-thread hop instead of one per envelope (and a stop writes what waits).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from scpd.base.types import SCPEnvelope
 from scpd.errors import LedgerError
 from scpd.node.ledger import LedgerStore
 from scpd.node.ledger_db import StorageError
@@ -26,6 +31,9 @@ from scpd.nodecore.values import LedgerRecord
 __all__ = ["StoreActions"]
 
 log = structlog.get_logger("scpd.node.herder")
+
+# How long late proofs wait to be written with the ones that follow them (they are not fsynced anyway).
+PROOF_BATCH_SECONDS = 0.5
 
 
 class StoreActions:
@@ -40,6 +48,8 @@ class StoreActions:
         self._clock = clock
         self._writes: set[asyncio.Task[None]] = set()
         self._checkpoint: asyncio.Task[None] | None = None
+        self._proofs: dict[int, list[SCPEnvelope]] = {}  # late proofs waiting for the batch's write
+        self._proofs_due: asyncio.TimerHandle | None = None
         # The record of the last ledger written, for the application's callback.
         self.last_written: LedgerRecord | None = None
 
@@ -49,7 +59,10 @@ class StoreActions:
         task.add_done_callback(self._writes.discard)
 
     async def drain(self) -> None:
-        """Wait for the writes under way (a write in a thread cannot be cancelled anyway)."""
+        """Write the late proofs waiting, and wait for the writes under way (one in a thread cannot be cancelled)."""
+        if self._proofs_due is not None:
+            self._proofs_due.cancel()
+            self._write_proofs()
         await asyncio.gather(*self._writes, return_exceptions=True)
 
     def persist_own_envelopes(self, action: act.PersistOwnEnvelopes) -> None:
@@ -81,11 +94,21 @@ class StoreActions:
         self._run(write())
 
     def add_proofs(self, action: act.AddProofs) -> None:
+        self._proofs.setdefault(action.slot, []).extend(action.envelopes)
+        if self._proofs_due is None:
+            self._proofs_due = asyncio.get_running_loop().call_later(PROOF_BATCH_SECONDS, self._write_proofs)
+
+    def _write_proofs(self) -> None:
+        self._proofs_due = None
+        batch, self._proofs = self._proofs, {}
+
         async def add() -> None:
             try:
-                await asyncio.to_thread(self._store.add_proofs, action.slot, action.envelopes)
+                refused = await asyncio.to_thread(self._store.add_proofs_of, batch)
             except LedgerError as exc:
-                log.warning("EXTERNALIZE proofs not kept", slot=action.slot, error=str(exc))
+                refused = dict.fromkeys(batch, str(exc))
+            for slot, error in refused.items():
+                log.warning("EXTERNALIZE proofs not kept", slot=slot, error=error)
 
         self._run(add())
 

@@ -51,7 +51,8 @@ for the metrics.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
@@ -304,15 +305,38 @@ class LedgerStore:
         if not envs or not 0 <= slot <= INT64_MAX:
             return 0
         with self._db.write("proofs", durable=False) as conn:
-            row = conn.execute("SELECT value FROM ledgers WHERE slot = ?", (slot,)).fetchone()
-            if row is None:
-                raise ChainError(f"slot {slot}: no such ledger to add proofs to")
-            proofs = check_proofs(slot, bytes(row[0]), envs)
-            cur = conn.executemany(
-                "INSERT OR IGNORE INTO proofs (slot, node_id, envelope) VALUES (?, ?, ?)",
-                ((slot, node, env) for node, env in proofs),
-            )
-            return int(cur.rowcount)
+            return self._insert_proofs(conn, slot, envs)
+
+    def add_proofs_of(self, batch: Mapping[int, Sequence[SCPEnvelope]]) -> dict[int, str]:
+        """``add_proofs`` for several slots in one transaction; returns the slots refused and why.
+
+        A slot refused (no such ledger, a proof of another value) costs only
+        its own proofs: the others are kept.
+        """
+        refused: dict[int, str] = {}
+        if not any(batch.values()):
+            return refused
+        with self._db.write("proofs", durable=False) as conn:
+            for slot, envs in batch.items():
+                try:
+                    self._insert_proofs(conn, slot, envs)
+                except ChainError as exc:
+                    refused[slot] = str(exc)
+        return refused
+
+    @staticmethod
+    def _insert_proofs(conn: sqlite3.Connection, slot: int, envs: Sequence[SCPEnvelope]) -> int:
+        if not envs or not 0 <= slot <= INT64_MAX:
+            return 0
+        row = conn.execute("SELECT value FROM ledgers WHERE slot = ?", (slot,)).fetchone()
+        if row is None:
+            raise ChainError(f"slot {slot}: no such ledger to add proofs to")
+        proofs = check_proofs(slot, bytes(row[0]), envs)
+        cur = conn.executemany(
+            "INSERT OR IGNORE INTO proofs (slot, node_id, envelope) VALUES (?, ?, ?)",
+            ((slot, node, env) for node, env in proofs),
+        )
+        return int(cur.rowcount)
 
     def verify_chain(self, last: int | None = None) -> ChainBreak | None:
         """Re-walk the chain, recomputing every hash; the first break or None.
