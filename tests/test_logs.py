@@ -72,6 +72,8 @@ def test_info_volume_is_about_one_line_per_slot_plus_peer_changes(tmp_path: Path
         known = _PEER_CHANGES | _LIFECYCLE | {"ledger closed", "quorum", "dial failed", "catching up"}
         other = [r["event"] for r in info if r["event"] not in known]
         assert slots >= 6
+        # The quorum log is fed by the node's watch: a node that synced said so, once.
+        assert sum(1 for r in info if r["event"] == "in sync") == 1, f"{node.name}: no 'in sync' line"
         assert peers <= 2 * 3 + 2, f"{node.name}: {peers} peer lines for 3 peers"
         assert quorum <= _QUORUM_LINES_PER_SHORT_RUN, f"{node.name}: {quorum} INFO quorum lines in a short run"
         assert other == [], f"{node.name}: unexpected INFO lines {other}"

@@ -36,7 +36,7 @@ from scpd.operator.config_addresses import PeerAddress as ConfigAddress
 from scpd.operator.config_node import NodeConfig
 from scpd.operator.events import EventHub
 from scpd.operator.http_api import NodeContext, start_http
-from scpd.operator.quorum_log import run_quorum_log
+from scpd.operator.quorum_log import quorum_logger
 from scpd.operator.status import member_states, state_counts
 from scpd.operator.watch import NodeWatch
 from scpd.operator.watchdog import LoopWatchdog
@@ -143,6 +143,7 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
         record_envelopes=cfg.data_dir / RECEIVED_ENVELOPES_FILE if cfg.ledger.record_envelopes else None,
     )
     watch = NodeWatch(cfg, herder, EventHub(on_drop=metrics.events_dropped.inc), metrics)
+    watch.status_listeners.append(quorum_logger(cfg, herder))
     overlay = Overlay(cfg.keypair, overlay_settings(cfg), herder.handle_message, watcher=herder.peer_changed)
     herder.attach(overlay)
     metrics.watch(herder, overlay, lambda: state_counts(member_states(cfg, herder)))
@@ -154,7 +155,6 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
     watchdog.start()
     http: web.AppRunner | None = None
     metrics_http: web.AppRunner | None = None
-    quorum_log: asyncio.Task[None] | None = None
     watching: asyncio.Task[None] | None = None
     ctx = NodeContext(cfg, herder, overlay, store, watch, metrics)
     try:
@@ -176,16 +176,12 @@ async def _run_locked(cfg: NodeConfig, on_started: Callable[[Herder, Overlay], N
             ledger=tip.slot,
             peers=len(cfg.peers),
         )
-        quorum_log = asyncio.create_task(run_quorum_log(ctx), name="quorum-log")
         if on_started is not None:
             on_started(herder, overlay)
         await stop.wait()
         log.info("node stopping")
     finally:
         watchdog.close()
-        if quorum_log is not None:
-            quorum_log.cancel()
-            await asyncio.gather(quorum_log, return_exceptions=True)
         if watching is not None:
             watching.cancel()
             await asyncio.gather(watching, return_exceptions=True)

@@ -21,30 +21,28 @@ the node says how its quorum is doing without being asked:
   sync`` (info) when it is synced again; ``in sync`` the first time.
 
 :class:`QuorumLog` decides what to say from the status and the time it is
-given (no clock, no I/O), so tests feed it states; :func:`run_quorum_log` is
-the loop that feeds it on the running node.
+given (no clock, no I/O), so tests feed it states; on the running node,
+:func:`quorum_logger` is fed the status the watch works out every second
+(``watch.NodeWatch``: one status a second serves the events and these lines).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
 
 from scpd.base.types import NodeID
-from scpd.operator.http_api import NodeContext
-from scpd.operator.status import MemberState, NodeStatus, node_status, stale_after, state_counts
+from scpd.node.herder import Herder
+from scpd.operator.config_node import NodeConfig
+from scpd.operator.status import MemberState, NodeStatus, stale_after, state_counts
 
-__all__ = ["SYNCED_INTERVAL", "LogLine", "QuorumLog", "run_quorum_log"]
+__all__ = ["SYNCED_INTERVAL", "LogLine", "QuorumLog", "quorum_logger"]
 
 log = structlog.get_logger("scpd.quorum")
 
 SYNCED_INTERVAL = 60.0
-# How often the running node looks; the lines themselves come at the intervals above.
-_CHECK_INTERVAL = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +102,15 @@ class QuorumLog:
         }
 
 
-async def run_quorum_log(ctx: NodeContext) -> None:
-    """Check the quorum every second for the node's lifetime and log what :class:`QuorumLog` says."""
-    herder = ctx.herder
-    cfg = ctx.config
-    slot_interval = cfg.timers.slot_interval
-    quorum_log = QuorumLog(lambda n: cfg.name_of(n) or str(n), slot_interval, joining_grace=stale_after(slot_interval))
-    while True:
-        now = time.time()
-        for line in quorum_log.lines(node_status(ctx.config, herder, now), herder.tip.slot, now):
+def quorum_logger(config: NodeConfig, herder: Herder) -> Callable[[NodeStatus, float], None]:
+    """What the running node does with each status the watch works out: log what :class:`QuorumLog` says."""
+    slot_interval = config.timers.slot_interval
+    quorum_log = QuorumLog(
+        lambda n: config.name_of(n) or str(n), slot_interval, joining_grace=stale_after(slot_interval)
+    )
+
+    def on_status(status: NodeStatus, now: float) -> None:
+        for line in quorum_log.lines(status, herder.tip.slot, now):
             getattr(log, line.level)(line.event, **line.fields)
-        await asyncio.sleep(_CHECK_INTERVAL)
+
+    return on_status

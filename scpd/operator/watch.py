@@ -37,7 +37,7 @@ from scpd.node.herder import ExternalizedSlot, Herder
 from scpd.node.metrics import Metrics
 from scpd.operator.config_node import NodeConfig
 from scpd.operator.events import EventHub
-from scpd.operator.status import node_status
+from scpd.operator.status import NodeStatus, node_status
 
 __all__ = ["NodeWatch", "analyse", "seen_quorum_sets"]
 
@@ -65,6 +65,8 @@ class NodeWatch:
         self._sync: str | None = None
         self._analysis: _Analysis | None = None
         self._analysing = asyncio.Lock()
+        # Also fed each tick's status (the quorum log): the status is worked out once a second for all.
+        self.status_listeners: list[Callable[[NodeStatus, float], None]] = []
 
     def ledger_closed(self, done: ExternalizedSlot) -> None:
         rec = done.record
@@ -91,8 +93,11 @@ class NodeWatch:
             await asyncio.sleep(TICK_SECONDS)
 
     def tick(self, now: float | None = None) -> None:
-        """Publish member state changes and sync changes since the last tick."""
+        """Publish member state changes and sync changes since the last tick; hand the status on."""
+        now = time.time() if now is None else now
         status = node_status(self.config, self.herder, now)
+        for listener in self.status_listeners:
+            listener(status, now)
         for m in status.members:
             state = m.state.value
             previous = self._states.get(m.node_id)
