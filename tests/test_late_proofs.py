@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,14 @@ def test_a_batch_keeps_every_good_slot_and_names_the_refused_ones(tmp_path: Path
 async def test_late_proofs_wait_and_go_to_the_store_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(herder_io, "PROOF_BATCH_SECONDS", 0.05)
     writes: list[str] = []
-    with LedgerStore.open_data_dir(tmp_path, write_observer=lambda kind, _: writes.append(kind)) as store:
+    proofs_written = threading.Event()  # set from the store's worker thread
+
+    def observe(kind: str, _: float) -> None:
+        writes.append(kind)
+        if kind == "proofs":
+            proofs_written.set()
+
+    with LedgerStore.open_data_dir(tmp_path, write_observer=observe) as store:
         values = chain(store, 2)
         writes.clear()
         actions = StoreActions(store, feed=lambda _: None, clock=lambda: 0.0)
@@ -71,10 +79,8 @@ async def test_late_proofs_wait_and_go_to_the_store_together(tmp_path: Path, mon
         actions.add_proofs(act.AddProofs(2, (late(2, values),)))
         actions.add_proofs(act.AddProofs(1, (late(1, values, signer=1),)))
         assert writes == []  # nothing written before the batch is due
-        async with asyncio.timeout(10):
-            while "proofs" not in writes:
-                await asyncio.sleep(0.01)
-            await actions.drain()
+        assert await asyncio.to_thread(proofs_written.wait, 10), "the batch was never written"
+        await actions.drain()
         assert writes == ["proofs"]
         assert signers(store, 1) == {0, 1, 2}
         assert signers(store, 2) == {0, 2}
