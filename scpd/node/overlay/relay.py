@@ -126,7 +126,7 @@ class Relay:
         return peers
 
     def peers_changed(self) -> None:
-        """The peer set changed (the overlay calls this on every connection and disconnection)."""
+        """A peer joined (the overlay calls this on every connection; one that leaves goes through ``peer_gone``)."""
         self._relay_plan.clear()
 
     def relay(self, message: OverlayMessage, origin: NodeID | None = None) -> int:
